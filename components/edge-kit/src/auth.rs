@@ -1,0 +1,31 @@
+//! Session authentication from `Authorization: Bearer <token>`.
+
+use likes_core::session::{self, Claims};
+use spin_sdk::http::Request;
+
+use crate::EdgeError;
+
+/// The caller's claims when the request carries a valid token, `None` when it carries none.
+/// A present but invalid token is an error even on routes where auth is optional, so a client
+/// with a stale token learns it instead of silently becoming anonymous.
+pub fn optional(req: &Request, secret: &[u8], now: u64) -> Result<Option<Claims>, EdgeError> {
+    let Some(value) = req.header("authorization") else {
+        return Ok(None);
+    };
+    let value = value
+        .as_str()
+        .ok_or_else(|| EdgeError::Unauthorized("the Authorization header is not text".into()))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| EdgeError::Unauthorized("use `Authorization: Bearer <token>`".into()))?;
+    session::verify(secret, token.trim(), now)
+        .map(Some)
+        .map_err(|e| EdgeError::Unauthorized(e.to_string()))
+}
+
+/// The caller's claims; a missing token is a 401.
+pub fn required(req: &Request, secret: &[u8], now: u64) -> Result<Claims, EdgeError> {
+    optional(req, secret, now)?
+        .ok_or_else(|| EdgeError::Unauthorized("this route needs a session token".into()))
+}

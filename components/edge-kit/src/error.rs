@@ -1,0 +1,48 @@
+//! The components' boundary error: every failure maps to one HTTP status and a problem+json body,
+//! and internal errors are logged, never shown.
+
+use likes_core::problem::Problem;
+
+/// A request failure, by the status it becomes.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("Redis is unreachable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl EdgeError {
+    /// The problem document clients see.
+    pub fn problem(&self) -> Problem {
+        match self {
+            Self::BadRequest(d) => Problem::bad_request(d.clone()),
+            Self::Unauthorized(d) => Problem::unauthorized(d.clone()),
+            Self::NotFound(d) => Problem::not_found(d.clone()),
+            Self::MethodNotAllowed { .. } => Problem::method_not_allowed(self.to_string()),
+            Self::Unprocessable(d) => Problem::unprocessable(d.clone()),
+            Self::Unavailable(_) => {
+                Problem::unavailable("the data store is unreachable; try again shortly")
+            }
+            Self::Internal(_) => Problem::internal(),
+        }
+    }
+
+    /// The `Allow` header value for a 405.
+    pub fn allow(&self) -> Option<&'static str> {
+        match self {
+            Self::MethodNotAllowed { allow, .. } => Some(allow),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Calling the core crate's scripts through `fermyon:spin/redis`.
+
+use likes_core::scripts::{self, Script};
+use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
+
+use crate::EdgeError;
+
+/// One Redis connection for the request.
+pub struct Redis(Connection);
+
+impl Redis {
+    /// Opens the component's Redis (`redis_address` variable).
+    pub fn open() -> Result<Self, EdgeError> {
+        let address = crate::var("redis_address")?;
+        Connection::open(&address)
+            .map(Self)
+            .map_err(|e| unavailable("open", e))
+    }
+
+    /// Runs `script` with `EVALSHA`, falling back to `EVAL` (which also caches it) when Redis
+    /// does not know it yet. Script errors come back as `Err(ScriptError::Script(message))`.
+    pub fn eval(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[Arg<'_>],
+    ) -> Result<Vec<RedisResult>, ScriptError> {
+        let mut params = Vec::with_capacity(2 + keys.len() + args.len());
+        params.push(RedisParameter::Binary(script.sha1.as_bytes().to_vec()));
+        params.push(RedisParameter::Int64(keys.len() as i64));
+        params.extend(
+            keys.iter()
+                .map(|k| RedisParameter::Binary(k.as_bytes().to_vec())),
+        );
+        params.extend(args.iter().map(Arg::param));
+        match self.0.execute("EVALSHA", &params) {
+            Err(Error::Other(msg)) if scripts::is_noscript(&msg) => {
+                params[0] = RedisParameter::Binary(script.source.as_bytes().to_vec());
+                self.0.execute("EVAL", &params).map_err(ScriptError::from)
+            }
+            other => other.map_err(ScriptError::from),
+        }
+    }
+
+    /// Runs a plain command.
+    pub fn cmd(&self, command: &str, args: &[Arg<'_>]) -> Result<Vec<RedisResult>, EdgeError> {
+        let params: Vec<_> = args.iter().map(Arg::param).collect();
+        self.0
+            .execute(command, &params)
+            .map_err(|e| unavailable(command, e))
+    }
+}
+
+/// A script or command argument.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+impl Arg<'_> {
+    fn param(&self) -> RedisParameter {
+        match self {
+            Arg::Str(s) => RedisParameter::Binary(s.as_bytes().to_vec()),
+            Arg::Int(i) => RedisParameter::Int64(*i),
+        }
+    }
+}
+
+/// A failed script call: either the script itself refused (its error reply), or Redis failed.
+#[derive(Debug)]
+pub enum ScriptError {
+    Script(String),
+    Redis(EdgeError),
+}
+
+impl From<Error> for ScriptError {
+    fn from(e: Error) -> Self {
+        match e {
+            // Script error replies (`redis.error_reply`) and connection failures both arrive as
+            // `other`; connection-level ones mention the transport.
+            Error::Other(msg) if !looks_like_transport(&msg) => ScriptError::Script(msg),
+            e => ScriptError::Redis(unavailable("EVALSHA", e)),
+        }
+    }
+}
+
+impl From<ScriptError> for EdgeError {
+    fn from(e: ScriptError) -> Self {
+        match e {
+            ScriptError::Script(msg) => EdgeError::Internal(anyhow::anyhow!("script error: {msg}")),
+            ScriptError::Redis(e) => e,
+        }
+    }
+}
+
+fn looks_like_transport(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    [
+        "connection",
+        "broken pipe",
+        "timed out",
+        "refused",
+        "io error",
+        "unreachable",
+    ]
+    .iter()
+    .any(|t| m.contains(t))
+}
+
+fn unavailable(what: &str, e: Error) -> EdgeError {
+    EdgeError::Unavailable(anyhow::anyhow!("redis {what}: {e:?}"))
+}
+
+/// The integer at `i` of a script reply.
+pub fn int_at(reply: &[RedisResult], i: usize) -> Result<i64, EdgeError> {
+    match reply.get(i) {
+        Some(RedisResult::Int64(n)) => Ok(*n),
+        Some(RedisResult::Binary(b)) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                EdgeError::Internal(anyhow::anyhow!("reply item {i} is not an integer"))
+            }),
+        other => Err(EdgeError::Internal(anyhow::anyhow!(
+            "reply item {i} is {other:?}, expected an integer"
+        ))),
+    }
+}
+
+/// A text item of a reply (`None` for nil).
+pub fn text_at(reply: &[RedisResult], i: usize) -> Option<String> {
+    match reply.get(i) {
+        Some(RedisResult::Binary(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+        Some(RedisResult::Status(s)) => Some(s.clone()),
+        Some(RedisResult::Int64(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,144 @@
+//! Likes: `PUT`/`DELETE /api/posts/{id}/like` (idempotent) and `GET /api/posts/{id}/likers`.
+//!
+//! Each like or unlike is one call of the core crate's `like` script, which does the dedupe,
+//! the count, the stream entry and the PUBLISH atomically.
+
+// `#[http_component]` expands to the unsafe export glue of the wasi:http handler.
+#![allow(unsafe_code)]
+
+use edge_kit::redis::{Arg, Redis, ScriptError, int_at, text_at};
+use edge_kit::{EdgeError, auth, respond};
+use likes_core::api::{LikeResponse, LikersPage, LikersQuery, User, likers_cursor};
+use likes_core::keys::{self, PostKeys};
+use likes_core::{PostId, UserId, events, scripts, time};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+
+/// Whether a like on a post that was never created is refused with 404. Posts arrive with the
+/// upload component; until then any post id can be liked.
+const REQUIRE_POST: bool = false;
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    respond::finish(route(&req))
+}
+
+fn route(req: &Request) -> Result<Response, EdgeError> {
+    match respond::segments(req).as_slice() {
+        ["api", "posts", id, "like"] => {
+            let post = parse_post(id)?;
+            match req.method() {
+                Method::Put => like(req, post, true),
+                Method::Delete => like(req, post, false),
+                _ => Err(respond::not_allowed(req, "PUT, DELETE")),
+            }
+        }
+        ["api", "posts", id, "likers"] => {
+            let post = parse_post(id)?;
+            match req.method() {
+                Method::Get => likers(req, post),
+                _ => Err(respond::not_allowed(req, "GET")),
+            }
+        }
+        _ => Err(EdgeError::NotFound("no such route".into())),
+    }
+}
+
+fn parse_post(raw: &str) -> Result<PostId, EdgeError> {
+    raw.parse().map_err(|_| {
+        EdgeError::NotFound(format!(
+            "there is no post `{}`",
+            raw.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+fn like(req: &Request, post: PostId, on: bool) -> Result<Response, EdgeError> {
+    let secret = edge_kit::var("session_secret")?;
+    let (now, now_ms) = edge_kit::now();
+    let claims = auth::required(req, secret.as_bytes(), now)?;
+    let k = PostKeys::new(post);
+    let (post_raw, user_raw, wire) = (
+        post.get().to_string(),
+        claims.sub.get().to_string(),
+        post.to_string(),
+    );
+    let ts = time::rfc3339_ms(now_ms);
+    let reply = Redis::open()?
+        .eval(
+            &scripts::LIKE,
+            &[&k.post, &k.likers, &k.recent, &k.stream, &k.top],
+            &[
+                Arg::Str(if on { "like" } else { "unlike" }),
+                Arg::Str(&post_raw),
+                Arg::Str(&user_raw),
+                Arg::Str(&ts),
+                Arg::Str(if REQUIRE_POST { "1" } else { "0" }),
+                Arg::Int(events::SCHEMA_VERSION.into()),
+                Arg::Int(scripts::RECENT_LIKERS_CAP.into()),
+                Arg::Str(keys::LIKE_CHANNEL),
+                Arg::Str(&wire),
+            ],
+        )
+        .map_err(|e| match e {
+            ScriptError::Script(msg) if scripts::is_no_post(&msg) => {
+                EdgeError::NotFound(format!("there is no post `{post}`"))
+            }
+            e => e.into(),
+        })?;
+    let likes = u64::try_from(int_at(&reply, 0)?).unwrap_or(0);
+    Ok(respond::json(
+        200,
+        &LikeResponse {
+            post_id: post,
+            likes,
+            liked: on,
+        },
+    ))
+}
+
+fn likers(req: &Request, post: PostId) -> Result<Response, EdgeError> {
+    let secret = edge_kit::var("session_secret")?;
+    auth::optional(req, secret.as_bytes(), edge_kit::now().0)?;
+    let query =
+        LikersQuery::parse(req.query()).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
+    let redis = Redis::open()?;
+    let k = PostKeys::new(post);
+    // One more than the page tells whether another page exists.
+    let reply = redis.eval(
+        &scripts::LIKERS,
+        &[&k.likers],
+        &[
+            Arg::Int(i64::try_from(query.after).unwrap_or(i64::MAX)),
+            Arg::Int(i64::from(query.limit) + 1),
+        ],
+    )?;
+    let mut ids = Vec::with_capacity(reply.len());
+    for i in 0..reply.len() {
+        let raw = int_at(&reply, i)?;
+        ids.extend(u64::try_from(raw).ok().and_then(UserId::new));
+    }
+    let more = ids.len() > query.limit as usize;
+    ids.truncate(query.limit as usize);
+
+    let mut users = Vec::with_capacity(ids.len());
+    if !ids.is_empty() {
+        let fields: Vec<String> = ids.iter().map(|u| keys::user_field(*u)).collect();
+        let mut args = vec![Arg::Str(keys::USER_NAMES)];
+        args.extend(fields.iter().map(|f| Arg::Str(f)));
+        let names = redis.cmd("HMGET", &args)?;
+        for (i, id) in ids.iter().enumerate() {
+            // A liker whose name is missing (Redis rebuilt partially) is still a liker.
+            users.push(User {
+                id: *id,
+                name: text_at(&names, i).unwrap_or_default(),
+            });
+        }
+    }
+    let next_cursor = if more {
+        ids.last().map(|u| likers_cursor(*u))
+    } else {
+        None
+    };
+    Ok(respond::json(200, &LikersPage { users, next_cursor }))
+}

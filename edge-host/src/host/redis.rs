@@ -1,0 +1,464 @@
+//! `fermyon:spin/redis@2.0.0`, backed by a process-wide pool of shared connections.
+//!
+//! Spin opens a new TCP connection for every `connection.open`; here `open` checks the
+//! component's allow-list and then hands out a clone of one of K multiplexed connections per
+//! address (round-robin). A connection that fails for good is dropped from its slot and the next
+//! `open` on that slot reconnects. Results are converted exactly as Spin converts them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, AsyncConnectionConfig, RedisError, Value};
+use wasmtime::component::Resource;
+
+use super::HostState;
+use super::fermyon::spin::redis::{
+    Error, Host, HostConnection, Payload, RedisParameter, RedisResult,
+};
+use crate::metrics;
+
+/// Spin's per-instance cap on open connections.
+const MAX_CONNECTIONS_PER_INSTANCE: u32 = 1024;
+/// Addresses beyond this many get unpooled connections, so a wildcard allow-list cannot grow
+/// the pool map without bound.
+const MAX_POOLED_ADDRESSES: usize = 256;
+/// Time allowed to establish a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time allowed for one command's reply.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a connection came from: its slot and the slot generation it belongs to.
+type Origin = Option<(Arc<Slot>, u64)>;
+
+/// The host side of a guest's `connection` resource.
+pub struct Connection {
+    conn: MultiplexedConnection,
+    /// Where the connection came from, to retire it if it breaks.
+    origin: Origin,
+}
+
+/// One pooled connection, replaced when it breaks.
+#[derive(Default)]
+struct Slot {
+    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    connecting: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+}
+
+impl Slot {
+    fn get(&self) -> Option<(u64, MultiplexedConnection)> {
+        self.current.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Forgets the connection of `generation` (if it is still current) so the next use reconnects.
+    fn retire(&self, generation: u64) {
+        if let Ok(mut current) = self.current.lock()
+            && current.as_ref().is_some_and(|(g, _)| *g == generation)
+        {
+            *current = None;
+        }
+    }
+}
+
+/// The connections of one address.
+struct AddressPool {
+    client: redis::Client,
+    slots: Vec<Arc<Slot>>,
+    next: AtomicUsize,
+}
+
+/// Shared Redis connections for every instance of every component.
+pub struct RedisPool {
+    per_address: usize,
+    pools: RwLock<HashMap<String, Arc<AddressPool>>>,
+}
+
+impl std::fmt::Debug for RedisPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addresses = self.pools.read().map(|p| p.len()).unwrap_or_default();
+        f.debug_struct("RedisPool")
+            .field("per_address", &self.per_address)
+            .field("addresses", &addresses)
+            .finish()
+    }
+}
+
+fn connection_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+}
+
+impl RedisPool {
+    /// A pool keeping `per_address` connections (at least 1) for each address.
+    pub fn new(per_address: usize) -> Self {
+        Self {
+            per_address: per_address.max(1),
+            pools: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn pool_for(&self, address: &str) -> Result<Option<Arc<AddressPool>>, Error> {
+        if let Some(pool) = self.pools.read().ok().and_then(|p| p.get(address).cloned()) {
+            return Ok(Some(pool));
+        }
+        let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+        let Ok(mut pools) = self.pools.write() else {
+            return Ok(None);
+        };
+        if let Some(pool) = pools.get(address) {
+            return Ok(Some(pool.clone()));
+        }
+        if pools.len() >= MAX_POOLED_ADDRESSES {
+            return Ok(None);
+        }
+        let pool = Arc::new(AddressPool {
+            client,
+            slots: (0..self.per_address)
+                .map(|_| Arc::new(Slot::default()))
+                .collect(),
+            next: AtomicUsize::new(0),
+        });
+        pools.insert(address.to_owned(), pool.clone());
+        Ok(Some(pool))
+    }
+
+    /// A connection to `address`: a shared one when pooled, else a fresh one.
+    async fn connect(&self, address: &str) -> Result<Connection, Error> {
+        let Some(pool) = self.pool_for(address)? else {
+            let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+            let conn = client
+                .get_multiplexed_async_connection_with_config(&connection_config())
+                .await
+                .map_err(connect_error)?;
+            return Ok(Connection { conn, origin: None });
+        };
+        let index = pool.next.fetch_add(1, Ordering::Relaxed) % pool.slots.len();
+        let slot = pool.slots[index].clone();
+        if let Some((generation, conn)) = slot.get() {
+            return Ok(Connection {
+                conn,
+                origin: Some((slot, generation)),
+            });
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some((generation, conn)) = slot.get() {
+            return Ok(Connection {
+                conn,
+                origin: Some((slot.clone(), generation)),
+            });
+        }
+        let conn = pool
+            .client
+            .get_multiplexed_async_connection_with_config(&connection_config())
+            .await
+            .map_err(connect_error)?;
+        let generation = slot.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Ok(mut current) = slot.current.lock() {
+            *current = Some((generation, conn.clone()));
+        }
+        Ok(Connection {
+            conn,
+            origin: Some((slot.clone(), generation)),
+        })
+    }
+}
+
+fn connect_error(e: RedisError) -> Error {
+    metrics::redis_error("connect");
+    tracing::warn!(error = %e, "redis connect failed");
+    Error::Other(e.to_string())
+}
+
+impl HostState {
+    /// The resource's connection (cloned: commands run without borrowing the store).
+    fn redis_conn(
+        &self,
+        resource: &Resource<Connection>,
+    ) -> wasmtime::Result<(MultiplexedConnection, Origin)> {
+        let c = self.table.get(resource)?;
+        Ok((c.conn.clone(), c.origin.clone()))
+    }
+}
+
+/// Converts a command error as Spin does (`other(e.to_string())`), retiring a broken connection.
+fn command_error(e: &RedisError, origin: Option<&(Arc<Slot>, u64)>) -> Error {
+    metrics::redis_error("command");
+    if (e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_io_error())
+        && let Some((slot, generation)) = origin
+    {
+        tracing::warn!(error = %e, "redis connection broken; it will be replaced");
+        slot.retire(*generation);
+    }
+    Error::Other(e.to_string())
+}
+
+/// Runs one command on the resource's connection and converts its error.
+macro_rules! run {
+    ($self:ident, $resource:expr, |$conn:ident| $call:expr) => {{
+        let (mut $conn, origin) = $self.redis_conn(&$resource)?;
+        Ok($call.await.map_err(|e| command_error(&e, origin.as_ref())))
+    }};
+}
+
+impl Host for HostState {}
+
+impl HostConnection for HostState {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
+        if !self.component.allowed_hosts.allows(&address, "redis") {
+            tracing::info!(component = %self.component.id, %address, "redis address not allowed");
+            return Ok(Err(Error::InvalidAddress));
+        }
+        if self.redis_connections >= MAX_CONNECTIONS_PER_INSTANCE {
+            return Ok(Err(Error::TooManyConnections));
+        }
+        let conn = match self.redis.connect(&address).await {
+            Ok(conn) => conn,
+            Err(e) => return Ok(Err(e)),
+        };
+        match self.table.push(conn) {
+            Ok(resource) => {
+                self.redis_connections += 1;
+                Ok(Ok(resource))
+            }
+            Err(_) => Ok(Err(Error::TooManyConnections)),
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        this: Resource<Connection>,
+        channel: String,
+        payload: Payload,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        run!(self, this, |conn| conn
+            .publish::<_, _, ()>(&channel, &payload))
+    }
+
+    async fn get(
+        &mut self,
+        this: Resource<Connection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Payload>, Error>> {
+        run!(self, this, |conn| conn.get::<_, Option<Vec<u8>>>(&key))
+    }
+
+    async fn set(
+        &mut self,
+        this: Resource<Connection>,
+        key: String,
+        value: Payload,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        run!(self, this, |conn| conn.set::<_, _, ()>(&key, &value))
+    }
+
+    async fn incr(
+        &mut self,
+        this: Resource<Connection>,
+        key: String,
+    ) -> wasmtime::Result<Result<i64, Error>> {
+        run!(self, this, |conn| conn.incr::<_, _, i64>(&key, 1))
+    }
+
+    async fn del(
+        &mut self,
+        this: Resource<Connection>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        run!(self, this, |conn| conn.del::<_, u32>(&keys))
+    }
+
+    async fn sadd(
+        &mut self,
+        this: Resource<Connection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        let (mut conn, origin) = self.redis_conn(&this)?;
+        Ok(conn.sadd::<_, _, u32>(&key, &values).await.map_err(|e| {
+            if matches!(
+                e.kind(),
+                redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse
+            ) {
+                Error::TypeError
+            } else {
+                command_error(&e, origin.as_ref())
+            }
+        }))
+    }
+
+    async fn smembers(
+        &mut self,
+        this: Resource<Connection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        run!(self, this, |conn| conn.smembers::<_, Vec<String>>(&key))
+    }
+
+    async fn srem(
+        &mut self,
+        this: Resource<Connection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        run!(self, this, |conn| conn.srem::<_, _, u32>(&key, &values))
+    }
+
+    async fn execute(
+        &mut self,
+        this: Resource<Connection>,
+        command: String,
+        arguments: Vec<RedisParameter>,
+    ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
+        let (mut conn, origin) = self.redis_conn(&this)?;
+        let mut cmd = redis::cmd(&command);
+        for argument in arguments {
+            match argument {
+                RedisParameter::Int64(v) => cmd.arg(v),
+                RedisParameter::Binary(v) => cmd.arg(v),
+            };
+        }
+        let value = match cmd.query_async::<Value>(&mut conn).await {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(command_error(&e, origin.as_ref()))),
+        };
+        let mut results = Vec::new();
+        Ok(flatten(value, &mut results)
+            .map(|()| results)
+            .map_err(|message| {
+                metrics::redis_error("command");
+                Error::Other(message)
+            }))
+    }
+
+    async fn drop(&mut self, this: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        self.redis_connections = self.redis_connections.saturating_sub(1);
+        Ok(())
+    }
+}
+
+/// Converts a reply to `redis-result`s exactly as Spin does: arrays and sets are flattened
+/// recursively, `OK` becomes `status("OK")`, doubles and big numbers become their text as
+/// `binary`, booleans become `int64` 0/1; maps, attributes, verbatim strings and pushes are errors.
+pub fn flatten(value: Value, out: &mut Vec<RedisResult>) -> Result<(), String> {
+    match value {
+        Value::Nil => out.push(RedisResult::Nil),
+        Value::Int(v) => out.push(RedisResult::Int64(v)),
+        Value::BulkString(bytes) => out.push(RedisResult::Binary(bytes)),
+        Value::SimpleString(s) => out.push(RedisResult::Status(s)),
+        Value::Okay => out.push(RedisResult::Status("OK".to_owned())),
+        Value::Array(items) | Value::Set(items) => {
+            for item in items {
+                flatten(item, out)?;
+            }
+        }
+        Value::Double(v) => out.push(RedisResult::Binary(v.to_string().into_bytes())),
+        Value::Boolean(v) => out.push(RedisResult::Int64(i64::from(v))),
+        Value::BigNumber(v) => {
+            out.push(RedisResult::Binary(
+                String::from_utf8_lossy(&v).into_owned().into_bytes(),
+            ));
+        }
+        Value::Map(_) => return Err(unsupported("Redis Map type is not supported")),
+        Value::Attribute { .. } => {
+            return Err(unsupported("Redis Attribute type is not supported"));
+        }
+        Value::VerbatimString { .. } => {
+            return Err(unsupported(
+                "Redis string with format attribute is not supported",
+            ));
+        }
+        Value::Push { .. } => return Err(unsupported("Redis Pub/Sub types are not supported")),
+        Value::ServerError(e) => return Err(format!("Server error: {e:?}")),
+        #[allow(
+            unreachable_patterns,
+            reason = "redis::Value is non-exhaustive across versions"
+        )]
+        _ => return Err(unsupported("unknown Redis value type")),
+    }
+    Ok(())
+}
+
+fn unsupported(detail: &str) -> String {
+    format!("Could not convert Redis response - TypeError: {detail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(value: Value) -> Result<Vec<RedisResult>, String> {
+        let mut out = Vec::new();
+        flatten(value, &mut out).map(|()| out)
+    }
+
+    fn debug(results: &[RedisResult]) -> String {
+        format!("{results:?}")
+    }
+
+    #[test]
+    fn scalars_convert_like_spin() {
+        assert_eq!(
+            debug(&convert(Value::Nil).expect("nil")),
+            debug(&[RedisResult::Nil])
+        );
+        assert_eq!(
+            debug(&convert(Value::Okay).expect("ok")),
+            debug(&[RedisResult::Status("OK".into())])
+        );
+        assert_eq!(
+            debug(&convert(Value::SimpleString("PONG".into())).expect("status")),
+            debug(&[RedisResult::Status("PONG".into())])
+        );
+        assert_eq!(
+            debug(&convert(Value::Int(-3)).expect("int")),
+            debug(&[RedisResult::Int64(-3)])
+        );
+        assert_eq!(
+            debug(&convert(Value::BulkString(b"v".to_vec())).expect("bulk")),
+            debug(&[RedisResult::Binary(b"v".to_vec())])
+        );
+        assert_eq!(
+            debug(&convert(Value::Double(1.5)).expect("double")),
+            debug(&[RedisResult::Binary(b"1.5".to_vec())])
+        );
+        assert_eq!(
+            debug(&convert(Value::Boolean(true)).expect("bool")),
+            debug(&[RedisResult::Int64(1)])
+        );
+    }
+
+    #[test]
+    fn nested_arrays_are_flattened() {
+        let value = Value::Array(vec![
+            Value::Int(1),
+            Value::Array(vec![
+                Value::Nil,
+                Value::Array(vec![Value::BulkString(b"x".to_vec())]),
+            ]),
+            Value::Set(vec![Value::Okay]),
+        ]);
+        assert_eq!(
+            debug(&convert(value).expect("flattened")),
+            debug(&[
+                RedisResult::Int64(1),
+                RedisResult::Nil,
+                RedisResult::Binary(b"x".to_vec()),
+                RedisResult::Status("OK".into()),
+            ])
+        );
+        assert!(convert(Value::Array(vec![])).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn maps_are_errors() {
+        assert!(convert(Value::Map(vec![(Value::Int(1), Value::Int(2))])).is_err());
+    }
+}

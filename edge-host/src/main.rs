@@ -1,0 +1,138 @@
+//! `edge-host` command line: parse flags, set up logging and metrics, run until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use edge_host::{Config, config, variables};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tracing_subscriber::EnvFilter;
+
+/// Runs the Spin HTTP components of a spin.toml on wasmtime, without a Spin install.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Path to the Spin manifest.
+    #[arg(short = 'f', long, env = "EDGE_MANIFEST", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Address for the public HTTP listener.
+    #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Address for the admin listener (/metrics, /healthz); off when absent.
+    #[arg(long, env = "EDGE_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Variable override `name=value` (repeatable); wins over SPIN_VARIABLE_<NAME>.
+    #[arg(long = "variable", value_name = "NAME=VALUE")]
+    variables: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "EDGE_MAX_BODY_BYTES", default_value_t = config::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: u64,
+    /// Wall-time limit per request, in milliseconds.
+    #[arg(long, env = "EDGE_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    request_timeout_ms: u64,
+    /// Linear-memory limit per instance, in MiB.
+    #[arg(long, env = "EDGE_MEMORY_LIMIT_MIB", default_value_t = 64)]
+    memory_limit_mib: usize,
+    /// Maximum live instances (pooling allocator size); extra requests wait.
+    #[arg(long, env = "EDGE_MAX_INSTANCES", default_value_t = config::DEFAULT_MAX_INSTANCES)]
+    max_instances: u32,
+    /// Shared Redis connections per address.
+    #[arg(long, env = "EDGE_REDIS_CONNECTIONS", default_value_t = config::DEFAULT_REDIS_CONNECTIONS)]
+    redis_connections: usize,
+    /// Seconds in-flight requests get after SIGINT/SIGTERM.
+    #[arg(long, env = "EDGE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    shutdown_grace_secs: u64,
+    /// Disable wasmtime's on-disk compilation cache.
+    #[arg(long)]
+    no_compilation_cache: bool,
+}
+
+impl Cli {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = Config::new(self.manifest);
+        config.variables = variables::overrides_from_env(std::env::vars());
+        for pair in &self.variables {
+            let (name, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--variable {pair:?}: expected NAME=VALUE"))?;
+            config
+                .variables
+                .insert(name.to_ascii_lowercase(), value.to_owned());
+        }
+        config.max_body_bytes = self.max_body_bytes;
+        config.request_timeout = Duration::from_millis(self.request_timeout_ms);
+        config.memory_limit_bytes = self.memory_limit_mib.saturating_mul(1024 * 1024);
+        config.max_instances = self.max_instances;
+        config.redis_connections_per_address = self.redis_connections;
+        config.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
+        config.compilation_cache = !self.no_compilation_cache;
+        Ok(config)
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let cli = Cli::parse();
+    let listen = cli.listen;
+    let admin_listen = cli.admin_listen;
+    let mut config = cli.into_config()?;
+
+    let buckets = [
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&buckets)
+        .context("invalid histogram buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    config.metrics = Some(handle);
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let admin = match admin_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (admin)"))?,
+        ),
+        None => None,
+    };
+    edge_host::run(listener, admin, config, shutdown_signal()).await
+}

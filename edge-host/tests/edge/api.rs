@@ -1,0 +1,481 @@
+//! The edge API end to end: the real components from spin.toml in the real host, against a
+//! real Redis. Each test gets its own Redis and host.
+
+use std::collections::BTreeSet;
+
+use futures::StreamExt;
+use likes_core::api::{LikeResponse, LikersPage, SessionResponse, User};
+use likes_core::keys::{self, PostKeys};
+use likes_core::{PostId, UserId, session};
+use redis::AsyncCommands;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::TestRedis;
+
+use crate::support::{TEST_SECRET, TestEdge};
+
+async fn sign_in(edge: &TestEdge, name: &str) -> SessionResponse {
+    let resp = edge
+        .client()
+        .post(edge.url("/api/session"))
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    resp.json().await.expect("session body")
+}
+
+async fn like(edge: &TestEdge, token: &str, post: &str, on: bool) -> reqwest::Response {
+    let url = edge.url(&format!("/api/posts/{post}/like"));
+    let req = if on {
+        edge.client().put(url)
+    } else {
+        edge.client().delete(url)
+    };
+    req.bearer_auth(token).send().await.expect("send")
+}
+
+async fn like_ok(edge: &TestEdge, token: &str, post: &str, on: bool) -> LikeResponse {
+    let resp = like(edge, token, post, on).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.expect("like body")
+}
+
+/// Asserts a problem+json response with `status`, returning its body.
+async fn assert_problem(resp: reqwest::Response, status: StatusCode) -> Value {
+    assert_eq!(resp.status(), status);
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = resp.json().await.expect("problem body");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(
+        body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+#[tokio::test]
+async fn sessions_create_a_new_user_each_time_and_me_echoes_it() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let a = sign_in(&edge, "  ann  ").await;
+    let b = sign_in(&edge, "ann").await;
+    assert_ne!(a.user.id, b.user.id);
+    assert_eq!(a.user.name, "ann");
+    let me: User = edge
+        .client()
+        .get(edge.url("/api/me"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("me");
+    assert_eq!(me, a.user);
+    let claims =
+        session::verify(TEST_SECRET.as_bytes(), &a.token, now()).expect("a standard HS256 token");
+    assert_eq!(claims.exp - claims.iat, session::DEFAULT_TTL_SECS);
+}
+
+#[tokio::test]
+async fn bad_session_requests_get_clear_errors() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let c = edge.client();
+    let malformed = c
+        .post(edge.url("/api/session"))
+        .header("content-type", "application/json")
+        .body("{\"name\":")
+        .send()
+        .await;
+    assert_problem(malformed.expect("send"), StatusCode::BAD_REQUEST).await;
+    for bad in ["", "   ", &"x".repeat(33)] {
+        let resp = c
+            .post(edge.url("/api/session"))
+            .json(&json!({ "name": bad }))
+            .send()
+            .await
+            .expect("send");
+        assert_problem(resp, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let resp = c.get(edge.url("/api/session")).send().await.expect("send");
+    assert_eq!(
+        resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+    assert_problem(resp, StatusCode::METHOD_NOT_ALLOWED).await;
+    let huge = vec![b'x'; 11 * 1024 * 1024];
+    let resp = c
+        .post(edge.url("/api/session"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, StatusCode::PAYLOAD_TOO_LARGE).await;
+}
+
+#[tokio::test]
+async fn missing_forged_and_expired_tokens_are_401() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let user = UserId::new(1).expect("nonzero");
+    let forged = session::issue(b"not-the-secret", user, "eve", now(), 3600);
+    let expired = session::issue(TEST_SECRET.as_bytes(), user, "eve", now() - 7200, 3600);
+    let c = edge.client();
+    for token in [
+        None,
+        Some(forged.as_str()),
+        Some(expired.as_str()),
+        Some("garbage"),
+    ] {
+        for req in [
+            c.put(edge.url("/api/posts/p_1/like")),
+            c.delete(edge.url("/api/posts/p_1/like")),
+            c.get(edge.url("/api/me")),
+        ] {
+            let req = match token {
+                Some(t) => req.bearer_auth(t),
+                None => req,
+            };
+            assert_problem(req.send().await.expect("send"), StatusCode::UNAUTHORIZED).await;
+        }
+        // Optional auth: a present but invalid token is still refused.
+        if let Some(t) = token {
+            let resp = c
+                .get(edge.url("/api/posts/p_1/likers"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .expect("send");
+            assert_problem(resp, StatusCode::UNAUTHORIZED).await;
+        }
+    }
+    let count: Option<i64> = redis
+        .async_conn()
+        .await
+        .hget(PostKeys::new(post(1)).post, "likes")
+        .await
+        .expect("hget");
+    assert_eq!(count, None, "no refused request wrote anything");
+}
+
+#[tokio::test]
+async fn likes_are_idempotent_and_unlike_undoes_them() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let ann = sign_in(&edge, "ann").await;
+    assert_eq!(
+        like_ok(&edge, &ann.token, "p_1", true).await,
+        LikeResponse {
+            post_id: post(1),
+            likes: 1,
+            liked: true
+        }
+    );
+    assert_eq!(like_ok(&edge, &ann.token, "p_1", true).await.likes, 1);
+    assert_eq!(
+        like_ok(&edge, &ann.token, "p_1", false).await,
+        LikeResponse {
+            post_id: post(1),
+            likes: 0,
+            liked: false
+        }
+    );
+    assert_eq!(like_ok(&edge, &ann.token, "p_1", false).await.likes, 0);
+    assert_problem(
+        like(&edge, &ann.token, "p_zz", true).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let resp = edge
+        .client()
+        .post(edge.url("/api/posts/p_1/like"))
+        .bearer_auth(&ann.token)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, StatusCode::METHOD_NOT_ALLOWED).await;
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_likes_by_one_user_count_once() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let ann = sign_in(&edge, "ann").await;
+    let results: Vec<LikeResponse> = futures::stream::iter(0..1000)
+        .map(|_| like_ok(&edge, &ann.token, "p_7", true))
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    assert!(results.iter().all(|r| r.likes == 1 && r.liked));
+    let mut conn = redis.async_conn().await;
+    let entries: u64 = conn
+        .xlen(PostKeys::new(post(7)).stream)
+        .await
+        .expect("xlen");
+    assert_eq!(entries, 1, "one state change, one stream entry");
+}
+
+#[tokio::test]
+async fn a_thousand_distinct_users_concurrently_count_a_thousand() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let edge_ref = &edge;
+    let users: Vec<SessionResponse> = futures::stream::iter(0..1000)
+        .map(|i| async move { sign_in(edge_ref, &format!("user{i}")).await })
+        .buffer_unordered(100)
+        .collect()
+        .await;
+    let results: Vec<LikeResponse> = futures::stream::iter(&users)
+        .map(|u| like_ok(&edge, &u.token, "p_3", true))
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    assert_eq!(results.iter().map(|r| r.likes).max(), Some(1000));
+    let mut seen: Vec<u64> = results.iter().map(|r| r.likes).collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=1000).collect::<Vec<_>>(),
+        "each like observed a distinct count"
+    );
+    let count: i64 = redis
+        .async_conn()
+        .await
+        .hget(PostKeys::new(post(3)).post, "likes")
+        .await
+        .expect("hget");
+    assert_eq!(count, 1000);
+}
+
+#[tokio::test]
+async fn stream_entries_and_messages_match_state_changes_exactly() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let ann = sign_in(&edge, "ann").await;
+    let bob = sign_in(&edge, "bob").await;
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+    pubsub
+        .subscribe(keys::LIKE_CHANNEL)
+        .await
+        .expect("subscribe");
+
+    // (who, on, expected count, changes state?)
+    let script = [
+        (&ann, true, 1, true),
+        (&ann, true, 1, false),
+        (&bob, true, 2, true),
+        (&ann, false, 1, true),
+        (&ann, false, 1, false),
+        (&bob, false, 0, true),
+    ];
+    for (who, on, expect, _) in script {
+        assert_eq!(like_ok(&edge, &who.token, "p_5", on).await.likes, expect);
+    }
+    let changes: Vec<_> = script.iter().filter(|s| s.3).collect();
+
+    let mut messages = pubsub.on_message();
+    let mut got = Vec::new();
+    for _ in 0..changes.len() {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), messages.next())
+            .await
+            .expect("message in time")
+            .expect("message");
+        let m: likes_core::events::LikeMessage =
+            serde_json::from_slice(msg.get_payload_bytes()).expect("like_event json");
+        assert_eq!(m.post_id, post(5));
+        got.push(m.likes);
+    }
+    assert_eq!(got, changes.iter().map(|c| c.2).collect::<Vec<_>>());
+    let extra = tokio::time::timeout(std::time::Duration::from_millis(300), messages.next()).await;
+    assert!(extra.is_err(), "no message for repeated likes/unlikes");
+
+    let mut conn = redis.async_conn().await;
+    let entries: redis::streams::StreamRangeReply = conn
+        .xrange_all(PostKeys::new(post(5)).stream)
+        .await
+        .expect("xrange");
+    let decoded: Vec<_> = entries
+        .ids
+        .iter()
+        .map(|e| {
+            let fields: Vec<(String, Vec<u8>)> = e
+                .map
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        redis::from_redis_value_ref::<Vec<u8>>(v).expect("bytes"),
+                    )
+                })
+                .collect();
+            likes_core::events::StreamEvent::decode(&fields).expect("v1 entry")
+        })
+        .collect();
+    assert_eq!(decoded.len(), changes.len());
+    for (event, (who, on, count, _)) in decoded.iter().zip(&changes) {
+        match event {
+            likes_core::events::StreamEvent::Like { user, likes, .. } => {
+                assert!(*on && *user == who.user.id && *likes == *count)
+            }
+            likes_core::events::StreamEvent::Unlike { user, likes, .. } => {
+                assert!(!*on && *user == who.user.id && *likes == *count)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn likers_pages_list_every_liker_exactly_once() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let mut users = Vec::new();
+    for i in 0..120 {
+        users.push(sign_in(&edge, &format!("liker{i}")).await);
+    }
+    for u in &users {
+        like_ok(&edge, &u.token, "p_9", true).await;
+    }
+    // Two users leave: they must not be listed.
+    like_ok(&edge, &users[3].token, "p_9", false).await;
+    like_ok(&edge, &users[77].token, "p_9", false).await;
+
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut url = edge.url("/api/posts/p_9/likers?limit=50");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: LikersPage = edge
+            .client()
+            .get(url)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("page");
+        pages += 1;
+        listed.extend(page.users);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<User> = users
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 77)
+        .map(|(_, u)| u.user.clone())
+        .collect();
+    let ids: Vec<UserId> = listed.iter().map(|u| u.id).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "stable ascending order, no repeats"
+    );
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), listed.len());
+    let mut expected_sorted = expected;
+    expected_sorted.sort_by_key(|u| u.id);
+    assert_eq!(listed, expected_sorted);
+
+    for bad in ["limit=0", "limit=201", "cursor=xyz"] {
+        let resp = edge
+            .client()
+            .get(edge.url(&format!("/api/posts/p_9/likers?{bad}")))
+            .send()
+            .await
+            .expect("send");
+        assert_problem(resp, StatusCode::BAD_REQUEST).await;
+    }
+}
+
+#[tokio::test]
+async fn scripts_survive_a_flushed_script_cache() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let ann = sign_in(&edge, "ann").await;
+    assert_eq!(like_ok(&edge, &ann.token, "p_2", true).await.likes, 1);
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut redis.async_conn().await)
+        .await
+        .expect("flush");
+    let bob = sign_in(&edge, "bob").await;
+    assert_eq!(
+        like_ok(&edge, &bob.token, "p_2", true).await.likes,
+        2,
+        "EVALSHA falls back to EVAL after NOSCRIPT"
+    );
+}
+
+#[tokio::test]
+async fn health_follows_redis_and_config_serves_the_realtime_url() {
+    let mut redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let c = edge.client();
+    assert_eq!(
+        c.get(edge.url("/api/health"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        StatusCode::OK
+    );
+    let config: Value = c
+        .get(edge.url("/api/config"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        config["realtime_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http")),
+        "{config}"
+    );
+    redis.kill();
+    assert_problem(
+        c.get(edge.url("/api/health")).send().await.expect("send"),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    let token = session::issue(
+        TEST_SECRET.as_bytes(),
+        UserId::new(1).expect("nonzero"),
+        "ann",
+        now(),
+        60,
+    );
+    assert_problem(
+        like(&edge, &token, "p_1", true).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+}
+
+fn post(raw: u64) -> PostId {
+    PostId::new(raw).expect("nonzero")
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,512 @@
+//! The host's own guarantees, checked against the `fault` test component (`fixtures/fault.toml`).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::support::{TestEdge, TestRedis, expect_problem, fixture, test_config};
+
+/// Body limit used by these tests (the default is 10 MiB).
+const LIMIT: u64 = 1024 * 1024;
+
+async fn fault_edge(redis: &TestRedis) -> TestEdge {
+    let mut config = test_config(&fixture("fault.toml"), &[("redis_host", &redis.host())]);
+    config.request_timeout = Duration::from_secs(2);
+    config.max_body_bytes = LIMIT;
+    config.redis_connections_per_address = 2;
+    TestEdge::start_with(config).await
+}
+
+async fn get_json(edge: &TestEdge, path: &str) -> (u16, Value) {
+    let response = edge
+        .client()
+        .get(edge.url(path))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_is_a_500_problem_and_the_host_keeps_serving() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+
+    let response = edge
+        .client()
+        .get(edge.url("/fault/trap"))
+        .send()
+        .await
+        .expect("request");
+    let problem = expect_problem(response, 500).await;
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        !detail.contains("panic") && !detail.contains("wasm"),
+        "detail leaks internals: {detail}"
+    );
+
+    let (status, body) = get_json(&edge, "/fault/echo/after-trap").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["method"], "GET");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_never_responds_is_a_500_problem() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+    let response = edge
+        .client()
+        .get(edge.url("/fault/noresponse"))
+        .send()
+        .await
+        .expect("request");
+    expect_problem(response, 500).await;
+    let (status, _) = get_json(&edge, "/fault/echo/after").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_loop_is_stopped_by_the_wall_time_limit() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+
+    let started = Instant::now();
+    let response = edge
+        .client()
+        .get(edge.url("/fault/spin"))
+        .send()
+        .await
+        .expect("request");
+    let elapsed = started.elapsed();
+    expect_problem(response, 500).await;
+    assert!(
+        elapsed >= Duration::from_millis(1900),
+        "stopped too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "stopped too late: {elapsed:?}"
+    );
+
+    // A spinning guest must not starve others while it runs.
+    let spinning = {
+        let client = edge.client().clone();
+        let url = edge.url("/fault/spin");
+        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let (status, _) = get_json(&edge, "/fault/echo/meanwhile").await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "echo waited for the spinner"
+    );
+    assert_eq!(spinning.await.expect("join").expect("spin request"), 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_memory_is_a_500_and_the_host_keeps_serving() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+
+    let response = edge
+        .client()
+        .get(edge.url("/fault/oom"))
+        .send()
+        .await
+        .expect("request");
+    expect_problem(response, 500).await;
+    let (status, _) = get_json(&edge, "/fault/echo/after-oom").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_allowed_addresses_work_through_a_small_shared_pool() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+    let path = format!("/fault/redis?addr={}", url_encode(&redis.url()));
+
+    for _ in 0..20 {
+        let (status, body) = get_json(&edge, &path).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ok"], true);
+    }
+    // 20 opens, but the host holds at most `redis_connections_per_address` (2) connections;
+    // the third client is this assertion's own connection.
+    let mut conn = redis.async_conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+    let connected: u32 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("connected_clients");
+    assert!(
+        connected <= 3,
+        "expected pooled connections, redis sees {connected} clients"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_pooled_redis_connections_are_replaced() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+    let path = format!("/fault/redis?addr={}", url_encode(&redis.url()));
+    for _ in 0..4 {
+        assert_eq!(get_json(&edge, &path).await.0, 200);
+    }
+
+    // Kill every client connection but our own: the host's pooled connections break.
+    let mut conn = redis.async_conn().await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .query_async(&mut conn)
+        .await
+        .expect("CLIENT KILL");
+    assert!(killed >= 1, "the host held no connection");
+
+    // Each broken slot fails at most once (a Redis error for the guest), then reconnects.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(get_json(&edge, &path).await.0);
+    }
+    assert!(
+        statuses.iter().filter(|s| **s != 200).count() <= 2,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[4..], [200, 200], "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_disallowed_addresses_are_refused_without_connecting() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+
+    let (status, body) = get_json(
+        &edge,
+        &format!("/fault/redis?addr={}", url_encode("redis://127.0.0.2:1")),
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("InvalidAddress"),
+        "{body}"
+    );
+
+    // Same host, other port: refused, and the would-be server never sees a connection.
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = trap.local_addr().expect("addr").port();
+    let addr = format!("redis://127.0.0.1:{port}");
+    let (status, body) = get_json(&edge, &format!("/fault/redis?addr={}", url_encode(&addr))).await;
+    assert_eq!(status, 502);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("InvalidAddress"),
+        "{body}"
+    );
+    let accepted = tokio::time::timeout(Duration::from_millis(300), trap.accept()).await;
+    assert!(
+        accepted.is_err(),
+        "the host connected to a disallowed address"
+    );
+
+    // Scheme mismatch.
+    let other_scheme = format!("rediss://{}", redis.host());
+    let (status, body) = get_json(
+        &edge,
+        &format!("/fault/redis?addr={}", url_encode(&other_scheme)),
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("InvalidAddress"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_component_sees_spin_headers_uri_variables_and_environment() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+
+    let (status, body) = get_json(&edge, "/fault/echo/a/b?x=1&y=2").await;
+    assert_eq!(status, 200, "{body}");
+    let base = edge.base_url();
+    assert_eq!(body["uri"], format!("{base}/fault/echo/a/b?x=1&y=2"));
+    assert_eq!(body["path_and_query"], "/fault/echo/a/b?x=1&y=2");
+    let headers = &body["spin_headers"];
+    assert_eq!(
+        headers["spin-full-url"],
+        format!("{base}/fault/echo/a/b?x=1&y=2")
+    );
+    assert_eq!(headers["spin-path-info"], "/a/b");
+    assert_eq!(headers["spin-matched-route"], "/fault/echo/...");
+    assert_eq!(headers["spin-raw-component-route"], "/fault/echo/...");
+    assert_eq!(headers["spin-component-route"], "/fault/echo");
+    assert_eq!(headers["spin-base-path"], "/");
+    assert!(
+        headers["spin-client-addr"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("127.0.0.1:"),
+        "{headers}"
+    );
+    assert_eq!(body["greeting"], "hello from the manifest");
+    assert!(
+        body["undefined_variable"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Undefined"),
+        "{body}"
+    );
+    assert!(
+        body["invalid_variable"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("InvalidName"),
+        "{body}"
+    );
+    assert_eq!(body["env_mode"], "test");
+
+    let (status, body) = get_json(&edge, "/fault/item/p_42").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["spin_headers"]["spin-path-match-id"], "p_42");
+    assert_eq!(
+        body["spin_headers"]["spin-matched-route"],
+        "/fault/item/:id"
+    );
+    assert_eq!(body["spin_headers"]["spin-path-info"], "");
+
+    // A client cannot spoof the routing headers.
+    let response = edge
+        .client()
+        .get(edge.url("/fault/item/7"))
+        .header("spin-path-match-id", "spoofed")
+        .send()
+        .await
+        .expect("request");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["spin_headers"]["spin-path-match-id"], "7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variable_overrides_reach_the_component() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start(
+        &fixture("fault.toml"),
+        &[("redis_host", &redis.host()), ("greeting", "hi there")],
+    )
+    .await;
+    let (status, body) = get_json(&edge, "/fault/echo/").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["greeting"], "hi there");
+    assert_eq!(body["spin_headers"]["spin-path-info"], "/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_up_to_the_limit_are_delivered_whole() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+    let body = vec![b'a'; usize::try_from(LIMIT).expect("small")];
+    let response = edge
+        .client()
+        .post(edge.url("/fault/echo/upload"))
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let json: Value = response.json().await.expect("json");
+    assert_eq!(json["body_len"], LIMIT);
+    assert_eq!(json["method"], "POST");
+
+    // Chunked, under the limit.
+    let chunks = (0..4).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'b'; 1000])));
+    let response = edge
+        .client()
+        .post(edge.url("/fault/echo/chunked"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("request");
+    let json: Value = response.json().await.expect("json");
+    assert_eq!(json["body_len"], 4000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_with_content_length_is_a_413_problem() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+
+    let one_over = vec![b'a'; usize::try_from(LIMIT + 1).expect("small")];
+    let response = edge
+        .client()
+        .post(edge.url("/fault/echo/big"))
+        .body(one_over)
+        .send()
+        .await
+        .expect("413, not a reset");
+    expect_problem(response, 413).await;
+
+    // Much bigger than the limit: the client is still sending when the answer comes.
+    let big = vec![b'a'; 8 * 1024 * 1024];
+    let response = edge
+        .client()
+        .post(edge.url("/fault/echo/big"))
+        .body(big)
+        .send()
+        .await
+        .expect("413, not a reset");
+    expect_problem(response, 413).await;
+
+    let (status, _) = get_json(&edge, "/fault/echo/after").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_chunked_body_is_a_413_received_by_the_still_sending_client() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+
+    // 8 MiB in 64 KiB chunks, no Content-Length: only counting the bytes can catch it.
+    let chunks = (0..128).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'c'; 64 * 1024])));
+    let response = edge
+        .client()
+        .post(edge.url("/fault/echo/stream"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("413, not a reset");
+    let problem = expect_problem(response, 413).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&LIMIT.to_string()),
+        "{problem}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_are_404_problems() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+    for path in [
+        "/nope",
+        "/fault",
+        "/fault/trap/extra",
+        "/.well-known/spin/nope",
+    ] {
+        let response = edge
+            .client()
+            .get(edge.url(path))
+            .send()
+            .await
+            .expect("request");
+        expect_problem(response, 404).await;
+    }
+    let response = edge
+        .client()
+        .get(edge.url("/.well-known/spin/health"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounted_files_are_readable_and_nothing_else_is() {
+    let redis = TestRedis::start();
+    let edge = fault_edge(&redis).await;
+
+    let (status, body) = get_json(&edge, "/fault/file?path=/assets/hello.txt").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["content"], "hello from a mounted file\n");
+
+    let (status, body) = get_json(&edge, "/fault/file?path=/mounted/inside.txt").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["content"], "inside a placed directory\n");
+
+    for hidden in ["/etc/passwd", "/fault.toml", "/assets/../../fault.toml"] {
+        let (status, body) =
+            get_json(&edge, &format!("/fault/file?path={}", url_encode(hidden))).await;
+        assert_eq!(status, 404, "{hidden} should not be readable: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_required_variable_stops_startup_with_a_clear_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let config = test_config(&fixture("fault.toml"), &[]);
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        edge_host::run(listener, None, config, std::future::pending()),
+    )
+    .await
+    .expect("run returns promptly");
+    let error = format!("{:#}", result.expect_err("startup must fail"));
+    assert!(error.contains("SPIN_VARIABLE_REDIS_HOST"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_serves_metrics_and_health_and_shutdown_is_graceful() {
+    let redis = TestRedis::start();
+    let config = test_config(&fixture("fault.toml"), &[("redis_host", &redis.host())]);
+    let edge = TestEdge::start_with_admin(config).await;
+    let admin = edge.admin_url().expect("admin listener");
+
+    let (status, _) = get_json(&edge, "/fault/echo/x").await;
+    assert_eq!(status, 200);
+    let health = edge
+        .client()
+        .get(format!("{admin}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+    let metrics = edge
+        .client()
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status().as_u16(), 200);
+
+    let addr = edge.addr();
+    let started = Instant::now();
+    edge.stop().await.expect("clean shutdown");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}

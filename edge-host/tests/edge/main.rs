@@ -1,0 +1,5 @@
+//! Integration tests of the edge host: one binary, one module per area.
+
+mod api;
+mod host;
+mod support;

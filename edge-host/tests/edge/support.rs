@@ -1,0 +1,225 @@
+//! Shared helpers for the edge integration tests: a throwaway Redis, an in-process edge host,
+//! and paths into the workspace.
+
+#![allow(dead_code, reason = "helpers are shared by several test modules")]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use edge_host::Config;
+use edge_host::manifest::Manifest;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The `session_secret` every test app runs with.
+pub const TEST_SECRET: &str = "edge-host-test-secret-do-not-use-in-production";
+
+/// The workspace root (the directory holding `spin.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("edge-host lives inside the workspace")
+        .to_owned()
+}
+
+/// A file under `edge-host/tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub use testkit::TestRedis;
+
+/// Panics with the build hint when a component of `manifest` has not been built.
+pub fn assert_components_built(manifest: &Path) {
+    let parsed = Manifest::from_file(manifest).expect("test manifest parses");
+    let base = manifest.parent().expect("manifest has a directory");
+    for (id, component) in &parsed.component {
+        let source = base.join(component.source_path().expect("local source"));
+        assert!(
+            source.is_file(),
+            "component {id:?} is not built ({}): run `cargo xtask test` (it builds the components first)",
+            source.display()
+        );
+    }
+}
+
+/// Test defaults: the given manifest and overrides, a small instance pool, a short grace.
+pub fn test_config(manifest: &Path, overrides: &[(&str, &str)]) -> Config {
+    let mut config = Config::new(manifest);
+    for (name, value) in overrides {
+        config = config.variable(name, *value);
+    }
+    config.max_instances = 64;
+    config.shutdown_grace = Duration::from_secs(5);
+    config
+}
+
+/// An edge host running in-process on `127.0.0.1:<free port>`, shut down on drop.
+pub struct TestEdge {
+    addr: SocketAddr,
+    admin: Option<SocketAddr>,
+    client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestEdge {
+    /// Runs `manifest` with variable `overrides` and test defaults.
+    pub async fn start(manifest: &Path, overrides: &[(&str, &str)]) -> Self {
+        Self::start_with(test_config(manifest, overrides)).await
+    }
+
+    /// Runs the real `/work/main/spin.toml` against `redis`, with `session_secret` = [`TEST_SECRET`].
+    pub async fn start_app(redis: &TestRedis) -> Self {
+        let host = redis.host();
+        let manifest = workspace_root().join("spin.toml");
+        Self::start(
+            &manifest,
+            &[("redis_host", &host), ("session_secret", TEST_SECRET)],
+        )
+        .await
+    }
+
+    /// Runs with a custom configuration (no admin listener).
+    pub async fn start_with(config: Config) -> Self {
+        Self::launch(config, false).await
+    }
+
+    /// Runs with a custom configuration and an admin listener.
+    pub async fn start_with_admin(config: Config) -> Self {
+        Self::launch(config, true).await
+    }
+
+    async fn launch(config: Config, with_admin: bool) -> Self {
+        assert_components_built(&config.manifest);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind edge listener");
+        let addr = listener.local_addr().expect("edge address");
+        let admin = if with_admin {
+            Some(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind admin listener"),
+            )
+        } else {
+            None
+        };
+        let admin_addr = admin
+            .as_ref()
+            .map(|l| l.local_addr().expect("admin address"));
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(edge_host::run(listener, admin, config, async move {
+            let _ = stop.await;
+        }));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        let mut edge = Self {
+            addr,
+            admin: admin_addr,
+            client,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        };
+        edge.wait_ready().await;
+        edge
+    }
+
+    /// Waits for `/.well-known/spin/health`, failing fast if startup failed.
+    async fn wait_ready(&mut self) {
+        let started = Instant::now();
+        let url = self.url("/.well-known/spin/health");
+        loop {
+            if let Some(task) = &self.task
+                && task.is_finished()
+            {
+                let task = self.task.take().expect("task present");
+                match task.await {
+                    Ok(Ok(())) => panic!("edge host exited during startup"),
+                    Ok(Err(e)) => panic!("edge host failed to start: {e:#}"),
+                    Err(e) => panic!("edge host panicked during startup: {e}"),
+                }
+            }
+            if let Ok(response) = self
+                .client
+                .get(&url)
+                .timeout(Duration::from_millis(500))
+                .send()
+                .await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "edge host did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `base_url()` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url())
+    }
+
+    /// The listener address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<admin address>`, when started with an admin listener.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin.map(|a| format!("http://{a}"))
+    }
+
+    /// The HTTP client shared by this edge's tests (keep-alive connections are reused).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Requests shutdown and waits for `run` to return.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(anyhow::Error::from)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestEdge {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Parses a response that must be an RFC 9457 problem with `status`.
+pub async fn expect_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, likes_core::problem::CONTENT_TYPE);
+    let body: serde_json::Value = response.json().await.expect("problem json");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
+    body
+}

@@ -1,0 +1,45 @@
+//! Benchmark tools for the like path, driven by `cargo xtask bench likes`:
+//!
+//! - `drive`: closed-loop HTTP load (N keep-alive connections) of state-changing likes/unlikes;
+//! - `redis`: the same script straight into Redis, the ceiling every HTTP path is compared to;
+//! - `native`: the same like logic as a plain axum handler, the reference for the wasm host;
+//! - `memory`: bytes per like of the dedupe structure vs a plain Redis SET.
+//!
+//! Each prints one JSON object on stdout so xtask can tabulate and compute ratios.
+
+mod drive;
+mod memory;
+mod native;
+mod redis_ceiling;
+mod workload;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "likes-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Drive(drive::Args),
+    Redis(redis_ceiling::Args),
+    Native(native::Args),
+    Memory(memory::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Drive(a) => drive::run(a).await,
+        Command::Redis(a) => redis_ceiling::run(a).await,
+        Command::Native(a) => native::run(a).await,
+        Command::Memory(a) => memory::run(a).await,
+    }
+}

@@ -1,0 +1,101 @@
+//! The Redis ceiling: the like script sent straight to Redis by N concurrent callers over
+//! multiplexed connections, with the same request sequence as the HTTP driver.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use likes_core::{PostId, UserId, scripts};
+
+use crate::native::{Pool, like};
+use crate::workload::{self, Report};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    redis: String,
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long, default_value_t = 50)]
+    posts: u64,
+    #[arg(long, default_value_t = 3_000_000)]
+    user_offset: u64,
+    #[arg(long, default_value_t = 4)]
+    redis_connections: usize,
+    /// Pid of redis-server, to report its CPU per call.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let pool = Pool::connect(&args.redis, args.redis_connections).await?;
+    let script = Arc::new(redis::Script::new(scripts::LIKE.source));
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..args.connections {
+        let user = UserId::new(workload::user_of(w, args.user_offset)).context("user id")?;
+        let (pool, script, stop, errors, posts) = (
+            pool.clone(),
+            script.clone(),
+            stop.clone(),
+            errors.clone(),
+            args.posts,
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut hist = workload::histogram();
+            let mut conn = pool.get();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let (post, on) = workload::step(i, posts);
+                i += 1;
+                let Some(post) = PostId::new(post) else {
+                    continue;
+                };
+                let t0 = Instant::now();
+                match like(
+                    &mut conn,
+                    &script,
+                    post,
+                    user,
+                    on,
+                    "2026-01-01T00:00:00.000Z",
+                )
+                .await
+                {
+                    Ok(_) => {
+                        let _ = hist.record(t0.elapsed().as_micros().max(1) as u64);
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            hist
+        }));
+    }
+    let cpu0 = args.server_pid.and_then(workload::process_cpu);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = t0.elapsed();
+    let cpu1 = args.server_pid.and_then(workload::process_cpu);
+    let mut total = workload::histogram();
+    for t in tasks {
+        total.add(t.await?)?;
+    }
+    let cpu = cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a));
+    let report = Report::new(
+        "redis",
+        args.connections,
+        &total,
+        errors.load(Ordering::Relaxed),
+        elapsed,
+        cpu,
+    );
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! The request sequence every benchmark target receives, so their numbers are comparable.
+//!
+//! Worker `w` acts as its own user and walks the posts: like p1..pN, then unlike p1..pN, and
+//! again. No two workers share a user, so every request changes state and runs the whole
+//! script (dedupe, count, stream, publish), never the cheap "already liked" path.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// What the i-th request of a worker does.
+pub fn step(i: u64, posts: u64) -> (u64, bool) {
+    let post = i % posts + 1;
+    let like = (i / posts) % 2 == 0;
+    (post, like)
+}
+
+/// The user id of worker `w` (offset so runs do not collide with each other's state).
+pub fn user_of(worker: usize, offset: u64) -> u64 {
+    offset + worker as u64 + 1
+}
+
+/// Latency histogram in microseconds, 1 µs to 60 s.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| unreachable!("static bounds are valid"))
+}
+
+/// One measured run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub target: String,
+    pub connections: usize,
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    /// CPU the server process used per request (user + system), when its pid was given.
+    pub server_cpu_us_per_req: Option<f64>,
+}
+
+impl Report {
+    pub fn new(
+        target: &str,
+        connections: usize,
+        hist: &Histogram<u64>,
+        errors: u64,
+        elapsed: Duration,
+        cpu: Option<Duration>,
+    ) -> Self {
+        let requests = hist.len();
+        let seconds = elapsed.as_secs_f64();
+        Self {
+            target: target.to_owned(),
+            connections,
+            requests,
+            errors,
+            seconds,
+            rps: requests as f64 / seconds,
+            p50_us: hist.value_at_quantile(0.50),
+            p99_us: hist.value_at_quantile(0.99),
+            p999_us: hist.value_at_quantile(0.999),
+            server_cpu_us_per_req: cpu
+                .filter(|_| requests > 0)
+                .map(|c| c.as_secs_f64() * 1e6 / requests as f64),
+        }
+    }
+}
+
+/// CPU time (user + system) a process has used so far, from /proc.
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in USER_HZ, which is 100 on every mainstream configuration.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_alternates_like_and_unlike_per_post() {
+        let posts = 3;
+        let seq: Vec<_> = (0..6).map(|i| step(i, posts)).collect();
+        assert_eq!(
+            seq,
+            vec![
+                (1, true),
+                (2, true),
+                (3, true),
+                (1, false),
+                (2, false),
+                (3, false)
+            ]
+        );
+        assert_eq!(step(6, posts), (1, true));
+    }
+}

@@ -1,0 +1,146 @@
+//! The Redis key scheme. Every key a single script touches carries the same Redis Cluster hash
+//! tag (the `{…}` part), so each script runs on one node when Redis is sharded.
+//!
+//! Posts are spread over [`SHARDS`] tags by id. A post's count, dedupe structure and recent
+//! likers live under its shard's tag together with that shard's event stream and `top` index,
+//! which is what lets one like be a single atomic script. Users live under the `{users}` tag.
+
+use crate::ids::{PostId, UserId};
+
+/// Number of post shards. Changing it remaps every post, so it is fixed for a deployment.
+pub const SHARDS: u16 = 16;
+
+/// Pub/Sub channel of like count changes (`{"post_id","likes","ts"}`).
+pub const LIKE_CHANNEL: &str = "like_event";
+/// Pub/Sub channel of new posts.
+pub const POST_CHANNEL: &str = "post_event";
+
+/// Global counter of user ids (`INCR`).
+pub const USER_SEQ: &str = "{users}:seq";
+/// Hash `user id → display name`, one key so a page of likers is one `HMGET`.
+pub const USER_NAMES: &str = "{users}:names";
+/// Stream of user creations, consumed by the sync daemon.
+pub const USER_STREAM: &str = "{users}:events";
+
+/// The shard a post belongs to.
+pub fn shard_of(post: PostId) -> u16 {
+    (post.get() % u64::from(SHARDS)) as u16
+}
+
+/// The keys of one post shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard(pub u16);
+
+impl Shard {
+    /// The shard of `post`.
+    pub fn of(post: PostId) -> Self {
+        Self(shard_of(post))
+    }
+
+    /// Every shard, for consumers that read all streams.
+    pub fn all() -> impl Iterator<Item = Shard> {
+        (0..SHARDS).map(Shard)
+    }
+
+    /// The shard's event stream, consumed by the sync daemon.
+    pub fn stream(self) -> String {
+        format!("{{s{}}}:events", self.0)
+    }
+
+    /// The shard's sorted set of post ids by like count (`sort=top`).
+    pub fn top(self) -> String {
+        format!("{{s{}}}:top", self.0)
+    }
+}
+
+/// The keys of one post, all under its shard's tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostKeys {
+    /// Hash with the post record and its `likes` count.
+    pub post: String,
+    /// Hash of roaring containers: who likes the post (see `lua/roaring.lua`).
+    pub likers: String,
+    /// List of the most recent likers' ids, newest first, capped.
+    pub recent: String,
+    /// The shard's event stream.
+    pub stream: String,
+    /// The shard's `top` index.
+    pub top: String,
+}
+
+impl PostKeys {
+    /// The keys for `post`.
+    pub fn new(post: PostId) -> Self {
+        let shard = Shard::of(post);
+        let tag = format!("{{s{}}}", shard.0);
+        let id = post.get();
+        Self {
+            post: format!("{tag}:post:{id}"),
+            likers: format!("{tag}:likers:{id}"),
+            recent: format!("{tag}:recent:{id}"),
+            stream: shard.stream(),
+            top: shard.top(),
+        }
+    }
+}
+
+/// Every stream the sync daemon consumes.
+pub fn all_streams() -> Vec<String> {
+    std::iter::once(USER_STREAM.to_owned())
+        .chain(Shard::all().map(Shard::stream))
+        .collect()
+}
+
+/// The hash tag of a key (the text between the first `{` and the next `}`), as Redis Cluster
+/// computes it; the whole key when there is no non-empty tag.
+pub fn hash_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{') {
+        if let Some(len) = key[open + 1..].find('}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
+
+/// The user id as stored in Redis (`HMGET {users}:names 42`).
+pub fn user_field(user: UserId) -> String {
+    user.get().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_post_shares_one_hash_tag() {
+        for raw in [1, 2, 15, 16, 17, 1_000_003] {
+            let post = PostId::new(raw).expect("nonzero");
+            let k = PostKeys::new(post);
+            let tag = hash_tag(&k.post);
+            for key in [&k.likers, &k.recent, &k.stream, &k.top] {
+                assert_eq!(hash_tag(key), tag, "{key} vs {}", k.post);
+            }
+        }
+    }
+
+    #[test]
+    fn posts_spread_over_all_shards() {
+        let mut seen = std::collections::HashSet::new();
+        for raw in 1..=u64::from(SHARDS) * 4 {
+            seen.insert(shard_of(PostId::new(raw).expect("nonzero")));
+        }
+        assert_eq!(seen.len(), usize::from(SHARDS));
+        assert_eq!(all_streams().len(), usize::from(SHARDS) + 1);
+    }
+
+    #[test]
+    fn user_keys_share_the_users_tag() {
+        assert_eq!(hash_tag(USER_SEQ), "users");
+        assert_eq!(hash_tag(USER_NAMES), "users");
+        assert_eq!(hash_tag(USER_STREAM), "users");
+        assert_eq!(hash_tag("plain"), "plain");
+        assert_eq!(hash_tag("a{}b"), "a{}b");
+    }
+}

@@ -1,0 +1,162 @@
+//! Session tokens: standard HS256 JWTs whose claims are `sub` (user id), `name`, `iat`, `exp`.
+//!
+//! HS256 is written here over RustCrypto's `hmac` and `sha2` rather than taken from
+//! `jsonwebtoken`: that crate's pure-Rust backend links RSA and ECDSA code we never call, which
+//! made every edge component ~600 KB larger. The tests check interoperability with
+//! `jsonwebtoken` both ways. Time is passed in, never read, so expiry is testable.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::ids::UserId;
+
+/// Default token lifetime: 30 days.
+pub const DEFAULT_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// `{"alg":"HS256","typ":"JWT"}`, the only header we issue.
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// The claims of a session token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: UserId,
+    pub name: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+/// Why a token was refused. Every variant is a 401; the message is safe to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token is not signed with HS256")]
+    Algorithm,
+    #[error("the token signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+}
+
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+}
+
+fn mac(secret: &[u8]) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length, so this cannot fail.
+    <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+}
+
+/// Signs a token for `user` valid from `now` for `ttl_secs`.
+pub fn issue(secret: &[u8], user: UserId, name: &str, now: u64, ttl_secs: u64) -> String {
+    let claims = Claims {
+        sub: user,
+        name: name.to_owned(),
+        iat: now,
+        exp: now.saturating_add(ttl_secs),
+    };
+    // Serialising a struct of strings and integers cannot fail.
+    let payload = serde_json::to_vec(&claims).unwrap_or_default();
+    let signing_input = format!("{}.{}", B64.encode(HEADER), B64.encode(payload));
+    let mut m = mac(secret);
+    m.update(signing_input.as_bytes());
+    let signature = B64.encode(m.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+/// Verifies the algorithm, the signature (in constant time) and expiry against `now`.
+pub fn verify(secret: &[u8], token: &str, now: u64) -> Result<Claims, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let header: JoseHeader =
+        serde_json::from_slice(&B64.decode(header).map_err(|_| TokenError::Malformed)?)
+            .map_err(|_| TokenError::Malformed)?;
+    if header.alg != "HS256" {
+        return Err(TokenError::Algorithm);
+    }
+    let signature = B64.decode(signature).map_err(|_| TokenError::Malformed)?;
+    let mut m = mac(secret);
+    m.update(&token.as_bytes()[..token.len() - token.rsplit('.').next().map_or(0, str::len) - 1]);
+    m.verify_slice(&signature)
+        .map_err(|_| TokenError::BadSignature)?;
+    let claims: Claims =
+        serde_json::from_slice(&B64.decode(payload).map_err(|_| TokenError::Malformed)?)
+            .map_err(|_| TokenError::Malformed)?;
+    if claims.exp <= now {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+
+    const KEY: &[u8] = b"test-secret";
+
+    fn user() -> UserId {
+        UserId::new(42).expect("nonzero")
+    }
+
+    #[test]
+    fn a_token_verifies_until_it_expires() {
+        let t = issue(KEY, user(), "ann", 1_000, 60);
+        let c = verify(KEY, &t, 1_059).expect("valid");
+        assert_eq!(
+            (c.sub, c.name.as_str(), c.iat, c.exp),
+            (user(), "ann", 1_000, 1_060)
+        );
+        assert_eq!(verify(KEY, &t, 1_060), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn forged_tampered_and_garbage_tokens_are_refused() {
+        let forged = issue(b"other-secret", user(), "ann", 1_000, 60);
+        assert_eq!(verify(KEY, &forged, 1_001), Err(TokenError::BadSignature));
+        let good = issue(KEY, user(), "ann", 1_000, 60);
+        let parts: Vec<&str> = good.split('.').collect();
+        let other_payload = B64.encode(r#"{"sub":"u_1","name":"ann","iat":1000,"exp":1060}"#);
+        let tampered = format!("{}.{}.{}", parts[0], other_payload, parts[2]);
+        assert_eq!(verify(KEY, &tampered, 1_001), Err(TokenError::BadSignature));
+        let none = format!("{}.{}.", B64.encode(r#"{"alg":"none"}"#), parts[1]);
+        assert_eq!(verify(KEY, &none, 1_001), Err(TokenError::Algorithm));
+        for garbage in ["", "a.b", "a.b.c.d", "!!.!!.!!", "not.a.token"] {
+            assert!(verify(KEY, garbage, 1_001).is_err(), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn interoperates_with_jsonwebtoken() {
+        let ours = issue(KEY, user(), "ann", 1_000, 60);
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        let theirs =
+            jsonwebtoken::decode::<Claims>(&ours, &DecodingKey::from_secret(KEY), &validation)
+                .expect("jsonwebtoken accepts ours");
+        assert_eq!(theirs.claims.sub, user());
+
+        let claims = Claims {
+            sub: user(),
+            name: "bo".into(),
+            iat: 5,
+            exp: 500,
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(KEY),
+        )
+        .expect("signed");
+        assert_eq!(verify(KEY, &token, 10), Ok(claims));
+    }
+}

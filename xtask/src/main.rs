@@ -1,0 +1,37 @@
+//! `cargo xtask <command>`: the two commands a newcomer needs (`up`, `test`) and the
+//! benchmarks. Everything a command needs (wasm targets, redis-server) it installs or names in
+//! one line.
+
+mod cmd;
+mod proc;
+mod tools;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Run, test and measure the likes system")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build everything and run the system: Redis on 6380, the edge on 3000; Ctrl-C stops it.
+    Up(cmd::up::Args),
+    /// fmt, clippy, every wasm build, and every test against real servers (what CI runs).
+    Test(cmd::test::Args),
+    /// Build the Spin components (release, `component` profile).
+    Build,
+    /// Benchmarks; results go to target/bench/ and are summarised in docs/BENCHMARKS.md.
+    Bench(cmd::bench::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Up(args) => cmd::up::run(args),
+        Command::Test(args) => cmd::test::run(args),
+        Command::Build => tools::build_components(false),
+        Command::Bench(args) => cmd::bench::run(args),
+    }
+}

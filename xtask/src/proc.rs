@@ -1,0 +1,141 @@
+//! Child processes started by `up` and `bench`: Redis and the native services, stopped with
+//! SIGTERM (then SIGKILL) and restarted with backoff when they die.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// A child process we own, stopped on drop.
+pub struct Service {
+    pub name: String,
+    make: Box<dyn Fn() -> Command>,
+    child: Child,
+    restarts: u32,
+    next_restart: Option<Instant>,
+}
+
+impl Service {
+    /// Starts `make()`; `make` is kept so the supervisor can start it again.
+    pub fn start(name: &str, make: impl Fn() -> Command + 'static) -> anyhow::Result<Self> {
+        let child = spawn(name, &make)?;
+        Ok(Self {
+            name: name.to_owned(),
+            make: Box::new(make),
+            child,
+            restarts: 0,
+            next_restart: None,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Restarts the service if it exited, with exponential backoff (0.5 s doubling to 30 s).
+    pub fn supervise(&mut self) -> anyhow::Result<()> {
+        if let Some(at) = self.next_restart {
+            if Instant::now() >= at {
+                self.child = spawn(&self.name, &self.make)?;
+                self.next_restart = None;
+                eprintln!(
+                    "[xtask] {} restarted (pid {}, restart #{})",
+                    self.name,
+                    self.child.id(),
+                    self.restarts
+                );
+            }
+            return Ok(());
+        }
+        if let Some(status) = self.child.try_wait()? {
+            self.restarts += 1;
+            let backoff = Duration::from_millis(500u64.saturating_mul(1 << self.restarts.min(6)))
+                .min(Duration::from_secs(30));
+            eprintln!(
+                "[xtask] {} exited ({status}); restarting in {backoff:?}",
+                self.name
+            );
+            self.next_restart = Some(Instant::now() + backoff);
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}
+
+fn spawn(name: &str, make: &dyn Fn() -> Command) -> anyhow::Result<Child> {
+    let mut cmd = make();
+    // Own process group: a Ctrl-C in the terminal reaches xtask only, which then stops the
+    // children in order instead of every process racing to exit.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.spawn().with_context(|| format!("starting {name}"))
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on {addr} after {timeout:?}")
+}
+
+/// A Redis server for development or benchmarks: data under `dir`, AOF on when `durable`.
+pub fn redis(port: u16, dir: &Path, durable: bool) -> anyhow::Result<Service> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.to_path_buf();
+    let svc = Service::start("redis", move || {
+        let mut c = Command::new("redis-server");
+        c.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--protected-mode",
+            "no",
+        ])
+        .args([
+            "--appendonly",
+            if durable { "yes" } else { "no" },
+            "--appendfsync",
+            "everysec",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--logfile", "redis.log"]);
+        c
+    })?;
+    wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10))?;
+    Ok(svc)
+}

@@ -1,0 +1,134 @@
+//! Making sure the tools a command needs exist, installing what can be installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Components shipped in spin.toml.
+pub const COMPONENTS: &[&str] = &["session", "likes", "system"];
+/// Components that only tests load.
+pub const TEST_COMPONENTS: &[&str] = &["fault"];
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs `cmd` in the workspace root, echoing it, and fails when it fails.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    cmd.current_dir(root());
+    eprintln!("$ {}", render(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting `{}`", render(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", render(cmd));
+    }
+    Ok(())
+}
+
+fn render(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `cargo` with the workspace's toolchain.
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Whether `program` is on PATH.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Installs Debian packages when running as root; otherwise fails with the one line to run.
+pub fn apt_install(what: &str, packages: &[&str]) -> anyhow::Result<()> {
+    if !is_root() || !on_path("apt-get") {
+        bail!(
+            "{what} is missing: install it with `sudo apt-get install -y {}`",
+            packages.join(" ")
+        );
+    }
+    eprintln!("installing {what} ({})", packages.join(" "));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-qq"])
+        .args(packages))
+}
+
+/// `redis-server` and `redis-cli`.
+pub fn ensure_redis() -> anyhow::Result<()> {
+    if on_path("redis-server") {
+        return Ok(());
+    }
+    apt_install("redis-server", &["redis-server"])
+}
+
+/// The wasm targets the components and the app are built for.
+pub fn ensure_wasm_targets() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    let have = installed
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let missing: Vec<&str> = ["wasm32-wasip2", "wasm32-unknown-unknown"]
+        .into_iter()
+        .filter(|t| !have.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run(Command::new("rustup")
+        .args(["target", "add"])
+        .args(&missing))
+}
+
+/// Builds the Spin components (and the test-only ones when `with_test`).
+pub fn build_components(with_test: bool) -> anyhow::Result<()> {
+    ensure_wasm_targets()?;
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "--target",
+        "wasm32-wasip2",
+        "--profile",
+        "component",
+    ]);
+    for c in COMPONENTS
+        .iter()
+        .chain(if with_test { TEST_COMPONENTS } else { &[] })
+    {
+        cmd.args(["-p", c]);
+    }
+    run(&mut cmd)
+}
+
+/// Builds the native binaries in release mode (tests, `up` and benches share one build).
+pub fn build_native(packages: &[&str]) -> anyhow::Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release"]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    run(&mut cmd)
+}
+
+/// Path of a release binary.
+pub fn release_bin(name: &str) -> PathBuf {
+    root().join("target/release").join(name)
+}
