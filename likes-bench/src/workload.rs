@@ -12,7 +12,7 @@ use serde::Serialize;
 /// What the i-th request of a worker does.
 pub fn step(i: u64, posts: u64) -> (u64, bool) {
     let post = i % posts + 1;
-    let like = (i / posts) % 2 == 0;
+    let like = (i / posts).is_multiple_of(2);
     (post, like)
 }
 

@@ -94,14 +94,13 @@ pub fn all_streams() -> Vec<String> {
 /// The hash tag of a key (the text between the first `{` and the next `}`), as Redis Cluster
 /// computes it; the whole key when there is no non-empty tag.
 pub fn hash_tag(key: &str) -> &str {
-    if let Some(open) = key.find('{') {
-        if let Some(len) = key[open + 1..].find('}') {
-            if len > 0 {
-                return &key[open + 1..open + 1 + len];
-            }
-        }
+    let Some(open) = key.find('{') else {
+        return key;
+    };
+    match key[open + 1..].find('}') {
+        Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+        _ => key,
     }
-    key
 }
 
 /// The user id as stored in Redis (`HMGET {users}:names 42`).

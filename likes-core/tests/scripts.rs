@@ -96,7 +96,7 @@ fn roaring_agrees_with_a_set_model_through_conversion_and_removal() {
             7 | 8 => 65_536 * 3 + r / 16 % 300,
             _ => 1 + r / 16 % 5_000_000_000,
         };
-        let on = step < 12_000 || r % 3 != 0;
+        let on = step < 12_000 || !r.is_multiple_of(3);
         let changed_model = if on {
             model.insert(user)
         } else {

@@ -105,9 +105,12 @@ fn likes(args: &Args) -> anyhow::Result<()> {
             let addr = addr.clone();
             move || {
                 let mut c = Command::new(tools::release_bin("edge-host"));
-                c.arg("--manifest")
-                    .arg(root().join("spin.toml"))
-                    .args(["--listen", &addr, "--admin", &admin]);
+                c.arg("--manifest").arg(root().join("spin.toml")).args([
+                    "--listen",
+                    &addr,
+                    "--admin-listen",
+                    &admin,
+                ]);
                 c.env("SPIN_VARIABLE_SESSION_SECRET", SECRET)
                     .env("SPIN_VARIABLE_REDIS_HOST", &redis_host)
                     .env("RUST_LOG", "warn");

@@ -65,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             c.arg("--manifest").arg(&manifest).args([
                 "--listen",
                 EDGE_ADDR,
-                "--admin",
+                "--admin-listen",
                 EDGE_ADMIN_ADDR,
             ]);
             c.env("SPIN_VARIABLE_SESSION_SECRET", &secret).env(
