@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -100,24 +100,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             anyhow::Ok(hist)
         }));
     }
-    let cpu0 = args.server_pid.and_then(workload::process_cpu);
-    let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = t0.elapsed();
-    let cpu1 = args.server_pid.and_then(workload::process_cpu);
+    let window = workload::Window::measure(args.seconds, args.server_pid, &stop).await;
     let mut total = workload::histogram();
     for t in tasks {
         total.add(t.await??)?;
     }
-    let cpu = cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a));
     let report = Report::new(
         &args.target,
         args.connections,
         &total,
         errors.load(Ordering::Relaxed),
-        elapsed,
-        cpu,
+        window.elapsed,
+        window.cpu,
     );
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

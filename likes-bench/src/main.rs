@@ -30,6 +30,11 @@ enum Command {
     Memory(memory::Args),
 }
 
+/// The native reference handler uses the same allocator as the edge host, so the comparison is
+/// about wasm, not malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -5,7 +5,8 @@
 
 use anyhow::Context;
 use likes_core::keys::PostKeys;
-use likes_core::{PostId, events, keys, scripts};
+use likes_core::scripts::{self, LikeCall};
+use likes_core::{PostId, UserId};
 use serde::Serialize;
 
 #[derive(clap::Args)]
@@ -64,25 +65,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut pipe = redis::pipe();
         for i in 0..n {
             let user = (done + i) * args.stride + 1;
+            let user = UserId::new(user).context("user id")?;
+            let call = LikeCall {
+                post,
+                user,
+                on: true,
+                ts: "2026-01-01T00:00:00.000Z".into(),
+                require_post: false,
+            };
             pipe.cmd("EVALSHA")
                 .arg(scripts::LIKE.sha1)
                 .arg(5)
-                .arg(&k.post)
-                .arg(&k.likers)
-                .arg(&k.recent)
-                .arg(&k.stream)
-                .arg(&k.top)
-                .arg("like")
-                .arg(post.get())
-                .arg(user)
-                .arg("2026-01-01T00:00:00.000Z")
-                .arg("0")
-                .arg(events::SCHEMA_VERSION)
-                .arg(scripts::RECENT_LIKERS_CAP)
-                .arg(keys::LIKE_CHANNEL)
-                .arg(post.to_string())
+                .arg(&call.keys())
+                .arg(&call.args())
                 .ignore();
-            pipe.cmd("SADD").arg(&set_key).arg(user).ignore();
+            pipe.cmd("SADD").arg(&set_key).arg(user.get()).ignore();
         }
         let _: () = pipe.query_async(&mut conn).await?;
         done += n;

@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use axum::{Json, Router};
 use likes_core::api::LikeResponse;
-use likes_core::keys::{self, PostKeys};
 use likes_core::problem::Problem;
-use likes_core::{PostId, UserId, events, scripts, session, time};
+use likes_core::scripts::{self, LikeCall};
+use likes_core::{PostId, session, time};
 use redis::aio::MultiplexedConnection;
 
 #[derive(clap::Args)]
@@ -64,29 +64,16 @@ impl Pool {
 pub async fn like(
     conn: &mut MultiplexedConnection,
     script: &redis::Script,
-    post: PostId,
-    user: UserId,
-    on: bool,
-    ts: &str,
+    call: &LikeCall,
 ) -> redis::RedisResult<i64> {
-    let k = PostKeys::new(post);
-    let reply: (i64, i64) = script
-        .key(&k.post)
-        .key(&k.likers)
-        .key(&k.recent)
-        .key(&k.stream)
-        .key(&k.top)
-        .arg(if on { "like" } else { "unlike" })
-        .arg(post.get())
-        .arg(user.get())
-        .arg(ts)
-        .arg("0")
-        .arg(events::SCHEMA_VERSION)
-        .arg(scripts::RECENT_LIKERS_CAP)
-        .arg(keys::LIKE_CHANNEL)
-        .arg(post.to_string())
-        .invoke_async(conn)
-        .await?;
+    let mut invocation = script.prepare_invoke();
+    for key in call.keys() {
+        invocation.key(key);
+    }
+    for arg in call.args() {
+        invocation.arg(arg);
+    }
+    let reply: (i64, i64) = invocation.invoke_async(conn).await?;
     Ok(reply.0)
 }
 
@@ -141,7 +128,14 @@ async fn handle(
         None => return problem(Problem::unauthorized("missing token")),
     };
     let ts = time::rfc3339_ms(d.as_millis() as u64);
-    match like(&mut app.pool.get(), &app.script, post, claims.sub, on, &ts).await {
+    let call = LikeCall {
+        post,
+        user: claims.sub,
+        on,
+        ts,
+        require_post: false,
+    };
+    match like(&mut app.pool.get(), &app.script, &call).await {
         Ok(n) => Json(LikeResponse {
             post_id: post,
             likes: u64::try_from(n).unwrap_or(0),

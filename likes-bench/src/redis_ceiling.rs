@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use likes_core::{PostId, UserId, scripts};
+use likes_core::scripts::{self, LikeCall};
+use likes_core::{PostId, UserId};
 
 use crate::native::{Pool, like};
 use crate::workload::{self, Report};
@@ -56,16 +57,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     continue;
                 };
                 let t0 = Instant::now();
-                match like(
-                    &mut conn,
-                    &script,
+                let call = LikeCall {
                     post,
                     user,
                     on,
-                    "2026-01-01T00:00:00.000Z",
-                )
-                .await
-                {
+                    ts: "2026-01-01T00:00:00.000Z".into(),
+                    require_post: false,
+                };
+                match like(&mut conn, &script, &call).await {
                     Ok(_) => {
                         let _ = hist.record(t0.elapsed().as_micros().max(1) as u64);
                     }
@@ -77,24 +76,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             hist
         }));
     }
-    let cpu0 = args.server_pid.and_then(workload::process_cpu);
-    let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = t0.elapsed();
-    let cpu1 = args.server_pid.and_then(workload::process_cpu);
+    let window = workload::Window::measure(args.seconds, args.server_pid, &stop).await;
     let mut total = workload::histogram();
     for t in tasks {
         total.add(t.await?)?;
     }
-    let cpu = cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a));
     let report = Report::new(
         "redis",
         args.connections,
         &total,
         errors.load(Ordering::Relaxed),
-        elapsed,
-        cpu,
+        window.elapsed,
+        window.cpu,
     );
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -71,6 +71,33 @@ impl Report {
     }
 }
 
+/// The measured interval of a run: how long it lasted and how much CPU the server used in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub elapsed: Duration,
+    pub cpu: Option<Duration>,
+}
+
+impl Window {
+    /// Lets the workers run for `seconds`, then raises `stop`.
+    pub async fn measure(
+        seconds: u64,
+        server_pid: Option<u32>,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Self {
+        let cpu0 = server_pid.and_then(process_cpu);
+        let t0 = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let elapsed = t0.elapsed();
+        let cpu1 = server_pid.and_then(process_cpu);
+        Self {
+            elapsed,
+            cpu: cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a)),
+        }
+    }
+}
+
 /// CPU time (user + system) a process has used so far, from /proc.
 pub fn process_cpu(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -1,5 +1,9 @@
 //! The Lua scripts, with their SHA-1 computed at build time for `EVALSHA`.
 
+use crate::events;
+use crate::ids::{PostId, UserId};
+use crate::keys::{self, PostKeys};
+
 /// A Redis Lua script and its SHA-1 (what `SCRIPT LOAD` would return).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Script {
@@ -15,6 +19,44 @@ pub const ALL: &[Script] = &[LIKE, LIKERS, CARDINALITY, CONTAINS, SESSION];
 
 /// How many recent likers a post keeps (the feed shows three; the rest absorbs unlikes).
 pub const RECENT_LIKERS_CAP: u32 = 8;
+
+/// One call of the [`LIKE`] script: its calling convention lives here, next to the script, so
+/// every caller (the component, the native reference, benchmarks, tests) passes the same keys
+/// and arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LikeCall {
+    pub post: PostId,
+    pub user: UserId,
+    /// `true` to like, `false` to unlike.
+    pub on: bool,
+    /// RFC 3339 timestamp written into the event.
+    pub ts: String,
+    /// Refuse (`NOPOST`) when the post was never created.
+    pub require_post: bool,
+}
+
+impl LikeCall {
+    /// `KEYS`, in the order `like.lua` reads them.
+    pub fn keys(&self) -> [String; 5] {
+        let k = PostKeys::new(self.post);
+        [k.post, k.likers, k.recent, k.stream, k.top]
+    }
+
+    /// `ARGV`, in the order `like.lua` reads them.
+    pub fn args(&self) -> [String; 9] {
+        [
+            if self.on { "like" } else { "unlike" }.to_owned(),
+            self.post.get().to_string(),
+            self.user.get().to_string(),
+            self.ts.clone(),
+            if self.require_post { "1" } else { "0" }.to_owned(),
+            events::SCHEMA_VERSION.to_string(),
+            RECENT_LIKERS_CAP.to_string(),
+            keys::LIKE_CHANNEL.to_owned(),
+            self.post.to_string(),
+        ]
+    }
+}
 
 /// Whether a Redis error message says the script cache does not know the SHA (after a restart
 /// or `SCRIPT FLUSH`), so the caller must fall back to `EVAL` with the source.

@@ -4,30 +4,40 @@
 
 use std::collections::BTreeSet;
 
-use likes_core::keys::{self, PostKeys};
-use likes_core::{PostId, events, scripts};
+use likes_core::keys::PostKeys;
+use likes_core::scripts::{self, LikeCall};
+use likes_core::{PostId, UserId};
 use redis::Commands;
 use testkit::TestRedis;
 
+fn invoke<T: redis::FromRedisValue>(
+    conn: &mut redis::Connection,
+    call: &LikeCall,
+) -> redis::RedisResult<T> {
+    let script = redis::Script::new(scripts::LIKE.source);
+    let mut invocation = script.prepare_invoke();
+    for key in call.keys() {
+        invocation.key(key);
+    }
+    for arg in call.args() {
+        invocation.arg(arg);
+    }
+    invocation.invoke(conn)
+}
+
 fn like(conn: &mut redis::Connection, post: PostId, user: u64, on: bool) -> (i64, i64) {
-    let k = PostKeys::new(post);
-    redis::Script::new(scripts::LIKE.source)
-        .key(&k.post)
-        .key(&k.likers)
-        .key(&k.recent)
-        .key(&k.stream)
-        .key(&k.top)
-        .arg(if on { "like" } else { "unlike" })
-        .arg(post.get())
-        .arg(user)
-        .arg("2026-01-01T00:00:00.000Z")
-        .arg("0")
-        .arg(events::SCHEMA_VERSION)
-        .arg(scripts::RECENT_LIKERS_CAP)
-        .arg(keys::LIKE_CHANNEL)
-        .arg(post.to_string())
-        .invoke(conn)
-        .expect("like script")
+    let user = UserId::new(user).expect("nonzero");
+    invoke(
+        conn,
+        &LikeCall {
+            post,
+            user,
+            on,
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            require_post: false,
+        },
+    )
+    .expect("like script")
 }
 
 fn page(conn: &mut redis::Connection, post: PostId, after: u64, limit: u64) -> Vec<u64> {
@@ -145,28 +155,24 @@ fn unknown_post_is_refused_only_when_required() {
     let mut conn = redis.conn();
     let post = PostId::new(77).expect("nonzero");
     let k = PostKeys::new(post);
-    let call = |conn: &mut redis::Connection, require: &str| -> redis::RedisResult<(i64, i64)> {
-        redis::Script::new(scripts::LIKE.source)
-            .key(&k.post)
-            .key(&k.likers)
-            .key(&k.recent)
-            .key(&k.stream)
-            .key(&k.top)
-            .arg("like")
-            .arg(post.get())
-            .arg(1)
-            .arg("t")
-            .arg(require)
-            .arg(events::SCHEMA_VERSION)
-            .arg(scripts::RECENT_LIKERS_CAP)
-            .arg(keys::LIKE_CHANNEL)
-            .arg(post.to_string())
-            .invoke(conn)
-    };
-    let err = call(&mut conn, "1").expect_err("unknown post");
+    let call =
+        |conn: &mut redis::Connection, require_post: bool| -> redis::RedisResult<(i64, i64)> {
+            let user = UserId::new(1).expect("nonzero");
+            invoke(
+                conn,
+                &LikeCall {
+                    post,
+                    user,
+                    on: true,
+                    ts: "t".into(),
+                    require_post,
+                },
+            )
+        };
+    let err = call(&mut conn, true).expect_err("unknown post");
     assert!(scripts::is_no_post(&err.to_string()), "{err}");
     let _: () = conn.hset(&k.post, "id", post.get()).expect("hset");
-    assert_eq!(call(&mut conn, "1").expect("known post"), (1, 1));
+    assert_eq!(call(&mut conn, true).expect("known post"), (1, 1));
 }
 
 #[test]

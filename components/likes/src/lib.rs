@@ -10,7 +10,8 @@ use edge_kit::redis::{Arg, Redis, ScriptError, int_at, text_at};
 use edge_kit::{EdgeError, auth, respond};
 use likes_core::api::{LikeResponse, LikersPage, LikersQuery, User, likers_cursor};
 use likes_core::keys::{self, PostKeys};
-use likes_core::{PostId, UserId, events, scripts, time};
+use likes_core::scripts::LikeCall;
+use likes_core::{PostId, UserId, scripts, time};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -57,29 +58,18 @@ fn like(req: &Request, post: PostId, on: bool) -> Result<Response, EdgeError> {
     let secret = edge_kit::var("session_secret")?;
     let (now, now_ms) = edge_kit::now();
     let claims = auth::required(req, secret.as_bytes(), now)?;
-    let k = PostKeys::new(post);
-    let (post_raw, user_raw, wire) = (
-        post.get().to_string(),
-        claims.sub.get().to_string(),
-        post.to_string(),
-    );
-    let ts = time::rfc3339_ms(now_ms);
+    let call = LikeCall {
+        post,
+        user: claims.sub,
+        on,
+        ts: time::rfc3339_ms(now_ms),
+        require_post: REQUIRE_POST,
+    };
+    let (keys, args) = (call.keys(), call.args());
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let args: Vec<Arg<'_>> = args.iter().map(|a| Arg::Str(a)).collect();
     let reply = Redis::open()?
-        .eval(
-            &scripts::LIKE,
-            &[&k.post, &k.likers, &k.recent, &k.stream, &k.top],
-            &[
-                Arg::Str(if on { "like" } else { "unlike" }),
-                Arg::Str(&post_raw),
-                Arg::Str(&user_raw),
-                Arg::Str(&ts),
-                Arg::Str(if REQUIRE_POST { "1" } else { "0" }),
-                Arg::Int(events::SCHEMA_VERSION.into()),
-                Arg::Int(scripts::RECENT_LIKERS_CAP.into()),
-                Arg::Str(keys::LIKE_CHANNEL),
-                Arg::Str(&wire),
-            ],
-        )
+        .eval(&scripts::LIKE, &keys, &args)
         .map_err(|e| match e {
             ScriptError::Script(msg) if scripts::is_no_post(&msg) => {
                 EdgeError::NotFound(format!("there is no post `{post}`"))
