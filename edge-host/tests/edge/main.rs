@@ -2,4 +2,5 @@
 
 mod api;
 mod host;
+mod static_app;
 mod support;
