@@ -120,3 +120,260 @@ impl Drop for TestRedis {
         self.kill();
     }
 }
+
+/// A PostgreSQL server of our own (initdb into a temporary directory), with a database `likes`
+/// and trust auth for `postgres`; stopped on drop. As root, the server runs as the `postgres`
+/// user (created when missing), since PostgreSQL refuses to run as root.
+pub struct TestPostgres {
+    child: Option<Child>,
+    port: u16,
+    bin: PathBuf,
+    data: PathBuf,
+    uid: Option<(u32, u32)>,
+    dir: tempfile::TempDir,
+}
+
+impl TestPostgres {
+    /// initdb, start, create database `likes`. Panics with a hint when PostgreSQL is missing.
+    pub fn start() -> Self {
+        let bin = pg_bin_dir();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let uid = pg_user();
+        let data = dir.path().join("data");
+        if let Some((u, g)) = uid {
+            run_ok(
+                Command::new("chown")
+                    .arg(format!("{u}:{g}"))
+                    .arg(dir.path()),
+                "chown",
+            );
+        }
+        let mut initdb = Command::new(bin.join("initdb"));
+        initdb
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-D",
+            ])
+            .arg(&data)
+            .current_dir(dir.path());
+        as_user(&mut initdb, uid);
+        run_ok(
+            &mut initdb,
+            "initdb (is PostgreSQL installed? apt-get install postgresql)",
+        );
+        let mut pg = Self {
+            child: None,
+            port: 0,
+            bin,
+            data,
+            uid,
+            dir,
+        };
+        for _ in 0..5 {
+            pg.port = free_port();
+            if pg.spawn() {
+                let mut createdb = Command::new(pg.bin.join("createdb"));
+                createdb.args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &pg.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "likes",
+                ]);
+                run_ok(&mut createdb, "createdb likes");
+                return pg;
+            }
+        }
+        panic!("postgres did not come up on any of 5 free ports");
+    }
+
+    fn spawn(&mut self) -> bool {
+        let mut cmd = Command::new(self.bin.join("postgres"));
+        cmd.arg("-D")
+            .arg(&self.data)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ])
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ])
+            .arg("-k")
+            .arg(self.dir.path())
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        as_user(&mut cmd, self.uid);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("postgres could not start: {e}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return false;
+            }
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.stop();
+        false
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/likes`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/likes", self.port)
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected) while the data stays, e.g. to
+    /// test "PostgreSQL down". [`TestPostgres::restart`] brings it back on the same port.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped server again on the same port and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(
+            self.spawn(),
+            "postgres did not restart on port {}",
+            self.port
+        );
+    }
+
+    /// Runs SQL with `psql` and returns its unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                &self.url(),
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("psql: {e}"));
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where the PostgreSQL server binaries are: `$PATH`, else the newest Debian-style install.
+fn pg_bin_dir() -> PathBuf {
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        && out.status.success()
+    {
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        if let Some(dir) = path.parent()
+            && dir.join("postgres").exists()
+        {
+            return dir.to_path_buf();
+        }
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.pop().unwrap_or_else(|| {
+        panic!("PostgreSQL server binaries not found: apt-get install postgresql")
+    })
+}
+
+/// `(uid, gid)` to run PostgreSQL as when we are root (creating the `postgres` user if
+/// needed); `None` when we are not root.
+fn pg_user() -> Option<(u32, u32)> {
+    let id = |args: &[&str]| -> Option<u32> {
+        let out = Command::new("id").args(args).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id(&["-u"])? != 0 {
+        return None;
+    }
+    if id(&["-u", "postgres"]).is_none() {
+        let _ = Command::new("useradd")
+            .args(["--system", "--no-create-home", "postgres"])
+            .status();
+    }
+    Some((id(&["-u", "postgres"])?, id(&["-g", "postgres"])?))
+}
+
+fn as_user(cmd: &mut Command, uid: Option<(u32, u32)>) {
+    use std::os::unix::process::CommandExt;
+    if let Some((u, g)) = uid {
+        cmd.uid(u).gid(g);
+    }
+}
+
+fn run_ok(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: could not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,156 @@
+//! Reconciliation of recently active posts: Redis's counter vs PostgreSQL's count vs the dedupe
+//! structure's cardinality, compared only when PostgreSQL has applied everything Redis has
+//! streamed for that shard (otherwise they legitimately differ). A wrong Redis counter is
+//! repaired from PostgreSQL (the record) — conditionally, so a like racing the repair wins —
+//! and counted in `sync_repairs_total`; a wrong dedupe structure is logged and counted in
+//! `sync_drift_total` (rebuilding it is `rehydrate`'s job).
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use likes_core::keys::PostKeys;
+use likes_core::{PostId, scripts};
+use redis::aio::MultiplexedConnection;
+
+use crate::checkpoint::StreamPos;
+
+/// What one comparison found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything agrees.
+    Consistent,
+    /// The shard's stream is not fully applied yet; try again later.
+    NotDrained,
+    /// Redis's counter was repaired from PostgreSQL.
+    RepairedCount { redis: i64, postgres: i64 },
+    /// A like raced the repair; try again later.
+    Raced,
+}
+
+/// Compares and, if needed, repairs one post. `conn` must not be shared (it uses WATCH).
+pub async fn reconcile_post(
+    pool: &Pool,
+    conn: &mut MultiplexedConnection,
+    post: PostId,
+) -> anyhow::Result<Outcome> {
+    let k = PostKeys::new(post);
+    let (count, cardinality, last): (Option<i64>, i64, redis::Value) = redis::pipe()
+        .atomic()
+        .hget(&k.post, "likes")
+        .cmd("EVAL")
+        .arg(scripts::CARDINALITY.source)
+        .arg(1)
+        .arg(&k.likers)
+        .cmd("XREVRANGE")
+        .arg(&k.stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .context("reading the post's Redis state")?;
+    let last = last_id(&last);
+    let redis_count = count.unwrap_or(0);
+
+    let id = i64::try_from(post.get()).context("post id exceeds BIGINT")?;
+    let client = pool
+        .get()
+        .await
+        .context("getting a PostgreSQL connection")?;
+    let row = client
+        .query_one(
+            "SELECT COALESCE((SELECT likes FROM post_like_counts WHERE post_id = $1), 0), \
+                    (SELECT count(*) FROM likes WHERE post_id = $1), \
+                    (SELECT last_ms FROM stream_checkpoints WHERE stream = $2), \
+                    (SELECT last_seq FROM stream_checkpoints WHERE stream = $2)",
+            &[&id, &k.stream],
+        )
+        .await
+        .context("reading the post's PostgreSQL state")?;
+    let (pg_count, pg_rows): (i64, i64) = (row.get(0), row.get(1));
+    let checkpoint = match (row.get::<_, Option<i64>>(2), row.get::<_, Option<i64>>(3)) {
+        (Some(ms), Some(seq)) if ms >= 0 => Some(StreamPos {
+            ms: u64::try_from(ms).unwrap_or(0),
+            seq: u64::try_from(seq).unwrap_or(0),
+        }),
+        _ => None,
+    };
+    if last.is_some() && checkpoint < last {
+        return Ok(Outcome::NotDrained);
+    }
+    if pg_count != pg_rows {
+        metrics::counter!("sync_drift_total", "kind" => "postgres_count").increment(1);
+        tracing::error!(
+            post = post.get(),
+            pg_count,
+            pg_rows,
+            "PostgreSQL count differs from its rows"
+        );
+    }
+    if cardinality != pg_rows {
+        metrics::counter!("sync_drift_total", "kind" => "dedupe").increment(1);
+        tracing::error!(
+            post = post.get(),
+            cardinality,
+            pg_rows,
+            "Redis dedupe structure differs from PostgreSQL; run rehydrate"
+        );
+    }
+    if redis_count == pg_count {
+        return Ok(Outcome::Consistent);
+    }
+    // Repair only if nothing was streamed for the shard since we looked.
+    let _: () = redis::cmd("WATCH")
+        .arg(&k.stream)
+        .query_async(conn)
+        .await
+        .context("WATCH")?;
+    let now: redis::Value = redis::cmd("XREVRANGE")
+        .arg(&k.stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .context("XREVRANGE")?;
+    if last_id(&now) != last {
+        let _: () = redis::cmd("UNWATCH").query_async(conn).await?;
+        return Ok(Outcome::Raced);
+    }
+    let done: Option<(i64, i64)> = redis::pipe()
+        .atomic()
+        .hset(&k.post, "likes", pg_count)
+        .zadd(&k.top, post.get(), pg_count)
+        .query_async(conn)
+        .await
+        .context("repairing the counter")?;
+    if done.is_none() {
+        return Ok(Outcome::Raced);
+    }
+    metrics::counter!("sync_repairs_total", "kind" => "count").increment(1);
+    tracing::warn!(
+        post = post.get(),
+        redis = redis_count,
+        postgres = pg_count,
+        "repaired Redis like count from PostgreSQL"
+    );
+    Ok(Outcome::RepairedCount {
+        redis: redis_count,
+        postgres: pg_count,
+    })
+}
+
+/// The id of the single entry an `XREVRANGE … COUNT 1` returned.
+fn last_id(v: &redis::Value) -> Option<StreamPos> {
+    let redis::Value::Array(entries) = v else {
+        return None;
+    };
+    let redis::Value::Array(entry) = entries.first()? else {
+        return None;
+    };
+    match entry.first()? {
+        redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the sync daemon against real Redis and real PostgreSQL, with events
+//! written by the production Lua scripts.
+
+mod admin;
+mod bench;
+mod crash;
+mod exactly_once;
+mod outage;
+mod support;

@@ -1,0 +1,27 @@
+//! PostgreSQL down under load: the daemon retries, keeps the stream and catches up.
+
+use std::time::Duration;
+
+use crate::support::{Env, InProcess, Lcg, Model, random_ops};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_for_a_while_under_load_loses_nothing() {
+    let mut env = Env::start();
+    let mut conn = env.redis.async_conn().await;
+    let mut model = Model::default();
+    let mut rng = Lcg(5);
+    let config = env.config();
+    let group = config.group.clone();
+    let daemon = InProcess::spawn(config);
+    random_ops(&mut conn, &mut model, &mut rng, 400, 25, 30).await;
+
+    env.pg.stop();
+    random_ops(&mut conn, &mut model, &mut rng, 600, 25, 30).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.pg.restart();
+    random_ops(&mut conn, &mut model, &mut rng, 300, 25, 30).await;
+
+    env.wait_drained(&mut conn, &group).await;
+    daemon.stop().await;
+    env.assert_matches(&mut conn, &model).await;
+}

@@ -1,0 +1,299 @@
+//! The test harness: real Redis, real PostgreSQL, events written by the production like script,
+//! and the daemon run in-process or as the real binary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use likes_core::keys::{self, PostKeys};
+use likes_core::{PostId, UserId, events, scripts};
+use redis::aio::MultiplexedConnection;
+use sync_daemon::Config;
+use testkit::{TestPostgres, TestRedis};
+
+pub struct Env {
+    pub redis: TestRedis,
+    pub pg: TestPostgres,
+}
+
+impl Env {
+    pub fn start() -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        Self {
+            redis: TestRedis::start(),
+            pg: TestPostgres::start(),
+        }
+    }
+
+    /// A config for tests: small batches, fast retries.
+    pub fn config(&self) -> Config {
+        let mut c = Config::new(self.redis.url(), self.pg.url());
+        c.batch_max = 64;
+        c.batch_wait = Duration::from_millis(5);
+        c.idle_block = Duration::from_millis(200);
+        c.backoff_min = Duration::from_millis(20);
+        c.backoff_max = Duration::from_millis(400);
+        c.pg_pool_size = 4;
+        c.claim_idle = Duration::from_millis(300);
+        c
+    }
+
+    /// Waits until every stream's group has delivered and acknowledged everything (which implies
+    /// committed).
+    pub async fn wait_drained(&self, conn: &mut MultiplexedConnection, group: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut done = true;
+            for stream in keys::all_streams() {
+                let info: redis::RedisResult<Vec<std::collections::HashMap<String, redis::Value>>> =
+                    redis::cmd("XINFO")
+                        .arg("GROUPS")
+                        .arg(&stream)
+                        .query_async(conn)
+                        .await;
+                let Ok(groups) = info else {
+                    // No stream yet: nothing was ever written or the daemon has not started.
+                    done = false;
+                    break;
+                };
+                let Some(g) = groups.iter().find(|g| {
+                    matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes())
+                }) else {
+                    done = false;
+                    break;
+                };
+                let stream_info: std::collections::HashMap<String, redis::Value> =
+                    redis::cmd("XINFO")
+                        .arg("STREAM")
+                        .arg(&stream)
+                        .query_async(conn)
+                        .await
+                        .expect("XINFO STREAM");
+                let delivered = g.get("last-delivered-id");
+                let generated = stream_info.get("last-generated-id");
+                let pending_zero = matches!(g.get("pending"), Some(redis::Value::Int(0)));
+                if !(pending_zero && delivered.is_some() && delivered == generated) {
+                    done = false;
+                    break;
+                }
+            }
+            if done {
+                return;
+            }
+            assert!(Instant::now() < deadline, "streams not drained within 60 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `post → likes` from `post_like_counts` (zero rows omitted).
+    pub fn sql_counts(&self) -> BTreeMap<u64, u64> {
+        self.pg
+            .psql("SELECT post_id, likes FROM post_like_counts WHERE likes <> 0 ORDER BY 1")
+            .lines()
+            .filter_map(|l| {
+                let (a, b) = l.split_once('|')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Every like row.
+    pub fn sql_likes(&self) -> BTreeSet<(u64, u64)> {
+        self.pg
+            .psql("SELECT post_id, user_id FROM likes ORDER BY 1, 2")
+            .lines()
+            .filter_map(|l| {
+                let (a, b) = l.split_once('|')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Asserts PostgreSQL holds exactly `model` (rows, counts) and that Redis agrees.
+    pub async fn assert_matches(&self, conn: &mut MultiplexedConnection, model: &Model) {
+        assert_eq!(
+            self.sql_likes(),
+            model.likes,
+            "like rows differ from the truth"
+        );
+        let expected: BTreeMap<u64, u64> = model.counts();
+        assert_eq!(self.sql_counts(), expected, "counts differ from the truth");
+        for (&post, &n) in &expected {
+            let k = PostKeys::new(PostId::new(post).expect("nonzero"));
+            let redis_n: u64 = redis::cmd("HGET")
+                .arg(&k.post)
+                .arg("likes")
+                .query_async(conn)
+                .await
+                .expect("HGET");
+            assert_eq!(redis_n, n, "redis count of post {post}");
+        }
+    }
+}
+
+/// What should be true: the set of (post, user) likes, as Redis decided it.
+#[derive(Debug, Default, Clone)]
+pub struct Model {
+    pub likes: BTreeSet<(u64, u64)>,
+    /// State-changing events written (what the streams hold).
+    pub events: u64,
+}
+
+impl Model {
+    pub fn counts(&self) -> BTreeMap<u64, u64> {
+        let mut m = BTreeMap::new();
+        for (p, _) in &self.likes {
+            *m.entry(*p).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// A like or unlike through the production script, exactly as `likes-bench/src/native.rs::like`
+/// invokes it (no post-exists check: posts do not exist yet). Returns `(count, changed)`.
+pub async fn like(conn: &mut MultiplexedConnection, post: u64, user: u64, on: bool) -> (i64, bool) {
+    let script = redis::Script::new(scripts::LIKE.source);
+    let post = PostId::new(post).expect("nonzero");
+    let user = UserId::new(user).expect("nonzero");
+    let k = PostKeys::new(post);
+    let ts = likes_core::time::rfc3339_ms(now_ms());
+    let reply: (i64, i64) = script
+        .key(&k.post)
+        .key(&k.likers)
+        .key(&k.recent)
+        .key(&k.stream)
+        .key(&k.top)
+        .arg(if on { "like" } else { "unlike" })
+        .arg(post.get())
+        .arg(user.get())
+        .arg(&ts)
+        .arg("0")
+        .arg(events::SCHEMA_VERSION)
+        .arg(scripts::RECENT_LIKERS_CAP)
+        .arg(keys::LIKE_CHANNEL)
+        .arg(post.to_string())
+        .invoke_async(conn)
+        .await
+        .expect("like script");
+    (reply.0, reply.1 == 1)
+}
+
+/// Applies a like/unlike and records it in the model.
+pub async fn like_into(
+    conn: &mut MultiplexedConnection,
+    model: &mut Model,
+    post: u64,
+    user: u64,
+    on: bool,
+) {
+    let (_, changed) = like(conn, post, user, on).await;
+    if changed {
+        model.events += 1;
+        if on {
+            model.likes.insert((post, user));
+        } else {
+            model.likes.remove(&(post, user));
+        }
+    }
+}
+
+/// Creates a user through the production session script; returns its id.
+pub async fn create_user(conn: &mut MultiplexedConnection, name: &str) -> u64 {
+    redis::Script::new(scripts::SESSION.source)
+        .key(keys::USER_SEQ)
+        .key(keys::USER_NAMES)
+        .key(keys::USER_STREAM)
+        .arg(name)
+        .arg(likes_core::time::rfc3339_ms(now_ms()))
+        .arg(events::SCHEMA_VERSION)
+        .invoke_async(conn)
+        .await
+        .expect("session script")
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A small deterministic generator, so failures reproduce.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// `n` random likes/unlikes over `posts` posts and `users` users (70 % likes).
+pub async fn random_ops(
+    conn: &mut MultiplexedConnection,
+    model: &mut Model,
+    rng: &mut Lcg,
+    n: usize,
+    posts: u64,
+    users: u64,
+) {
+    for _ in 0..n {
+        let post = 1 + rng.next(posts);
+        let user = 1 + rng.next(users);
+        let on = rng.next(10) < 7;
+        like_into(conn, model, post, user, on).await;
+    }
+}
+
+/// The daemon running in this process.
+pub struct InProcess {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), sync_daemon::Error>>,
+}
+
+impl InProcess {
+    pub fn spawn(config: Config) -> Self {
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(sync_daemon::run(config, async move {
+            let _ = rx.await;
+        }));
+        Self { stop, handle }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.handle
+            .await
+            .expect("daemon task")
+            .expect("daemon result");
+    }
+}
+
+/// The real binary as a child process.
+pub fn spawn_binary(env: &Env, extra: &[&str]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sync-daemon"));
+    cmd.args([
+        "--redis-url",
+        &env.redis.url(),
+        "--database-url",
+        &env.pg.url(),
+        "--batch-wait-ms",
+        "5",
+    ]);
+    if !extra.contains(&"--batch-max") {
+        cmd.args(["--batch-max", "50"]);
+    }
+    cmd.args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawning target/release/sync-daemon")
+}
