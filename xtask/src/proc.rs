@@ -139,3 +139,102 @@ pub fn redis(port: u16, dir: &Path, durable: bool) -> anyhow::Result<Service> {
     wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10))?;
     Ok(svc)
 }
+
+/// A PostgreSQL server for development: data under `dir` (initdb on first use), database
+/// `likes`, trust auth for `postgres` on 127.0.0.1 only. As root it runs as the `postgres`
+/// user, since PostgreSQL refuses to run as root.
+pub fn postgres(bin: &Path, port: u16, dir: &Path) -> anyhow::Result<Service> {
+    use std::os::unix::process::CommandExt;
+
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let owner = postgres_user()?;
+    if let Some((uid, gid)) = owner {
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(dir)
+            .status()?;
+        if !status.success() {
+            bail!("chown {} failed", dir.display());
+        }
+    }
+    let as_owner = move |c: &mut Command| {
+        if let Some((uid, gid)) = owner {
+            c.uid(uid).gid(gid);
+        }
+    };
+    let data = dir.join("data");
+    if !data.join("PG_VERSION").exists() {
+        let mut initdb = Command::new(bin.join("initdb"));
+        initdb
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-D",
+            ])
+            .arg(&data)
+            .current_dir(dir);
+        as_owner(&mut initdb);
+        let out = initdb.output().context("running initdb")?;
+        if !out.status.success() {
+            bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let (bin_dir, sock_dir) = (bin.to_path_buf(), dir.to_path_buf());
+    let svc = Service::start("postgres", move || {
+        let mut c = Command::new(bin_dir.join("postgres"));
+        c.arg("-D")
+            .arg(sock_dir.join("data"))
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-k",
+            ])
+            .arg(&sock_dir)
+            .current_dir(&sock_dir);
+        as_owner(&mut c);
+        c
+    })?;
+    wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(30))?;
+    // The port opens before the server accepts sessions ("the database system is starting
+    // up"), so retry until the database exists.
+    for attempt in 0.. {
+        let out = Command::new(bin.join("createdb"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "likes",
+            ])
+            .output()
+            .context("running createdb")?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || stderr.contains("already exists") {
+            break;
+        }
+        if attempt == 50 {
+            bail!("createdb likes failed: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(svc)
+}
+
+/// `(uid, gid)` of the `postgres` user when we are root; `None` otherwise.
+fn postgres_user() -> anyhow::Result<Option<(u32, u32)>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let user = nix::unistd::User::from_name("postgres")?
+        .context("running as root, PostgreSQL needs a `postgres` user: apt-get install postgresql creates it")?;
+    Ok(Some((user.uid.as_raw(), user.gid.as_raw())))
+}

@@ -78,6 +78,45 @@ pub fn ensure_redis() -> anyhow::Result<()> {
     apt_install("redis-server", &["redis-server"])
 }
 
+/// Directory of the PostgreSQL server binaries (`initdb`, `postgres`, `createdb`): `PATH` first,
+/// else the newest Debian install under /usr/lib/postgresql.
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    // PATH may hold only symlinks to some of the binaries (initdb, postgres): follow them to the
+    // directory that has all of them (createdb too).
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("initdb"))
+                .find(|p| p.is_file())
+        })
+        .and_then(|initdb| std::fs::canonicalize(initdb).ok())
+        .and_then(|initdb| initdb.parent().map(Path::to_path_buf));
+    if let Some(dir) =
+        on_path.filter(|d| d.join("postgres").is_file() && d.join("createdb").is_file())
+    {
+        return Some(dir);
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path().join("bin"))
+                .filter(|d| d.join("initdb").is_file() && d.join("createdb").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// The PostgreSQL server binaries.
+pub fn ensure_postgres() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = postgres_bin_dir() {
+        return Ok(dir);
+    }
+    apt_install("PostgreSQL", &["postgresql"])?;
+    postgres_bin_dir().context("PostgreSQL was installed but initdb is still not found")
+}
+
 /// The wasm targets the components and the app are built for.
 pub fn ensure_wasm_targets() -> anyhow::Result<()> {
     let installed = Command::new("rustup")

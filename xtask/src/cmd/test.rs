@@ -13,6 +13,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     tools::ensure_wasm_targets()?;
     tools::ensure_redis()?;
+    tools::ensure_postgres()?;
     if !args.no_lint {
         tools::run(cargo().args(["fmt", "--all", "--check"]))?;
         tools::run(cargo().args([

@@ -1,5 +1,6 @@
-//! `cargo xtask up`: Redis on 127.0.0.1:6380 (AOF on, data under target/dev/) and the edge on
-//! 127.0.0.1:3000, supervised until Ctrl-C.
+//! `cargo xtask up`: Redis on 127.0.0.1:6380 (AOF on), PostgreSQL on 5433 (data under
+//! target/dev/), the sync daemon, the realtime hub on 3001, and the edge on 127.0.0.1:3000; every process is supervised
+//! (restarted with backoff when it dies) until Ctrl-C, then stopped in reverse order.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -15,6 +16,9 @@ use crate::tools::{self, root};
 pub const EDGE_ADDR: &str = "127.0.0.1:3000";
 pub const EDGE_ADMIN_ADDR: &str = "127.0.0.1:9100";
 pub const REDIS_PORT: u16 = 6380;
+pub const POSTGRES_PORT: u16 = 5433;
+pub const SYNC_ADMIN_ADDR: &str = "127.0.0.1:3003";
+pub const HUB_ADDR: &str = "127.0.0.1:3001";
 /// Session secret for local development only; `LIKES_SESSION_SECRET` overrides it.
 pub const DEV_SECRET: &str = "dev-only-session-secret-change-me";
 
@@ -27,16 +31,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     tools::ensure_redis()?;
+    let pg_bin = tools::ensure_postgres()?;
     tools::build_components(false)?;
-    if args.spin {
-        if !tools::on_path("spin") {
-            bail!(
-                "`spin` is not on PATH: install Spin 4 (https://spinframework.dev/install) or run without --spin"
-            );
-        }
-    } else {
-        tools::build_native(&["edge-host"])?;
+    if args.spin && !tools::on_path("spin") {
+        bail!(
+            "`spin` is not on PATH: install Spin 4 (https://spinframework.dev/install) or run without --spin"
+        );
     }
+    let mut native = vec!["sync-daemon", "realtime-hub"];
+    if !args.spin {
+        native.push("edge-host");
+    }
+    tools::build_native(&native)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -44,6 +50,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("installing the Ctrl-C handler")?;
 
     let redis = proc::redis(REDIS_PORT, &root().join("target/dev/redis"), true)?;
+    let postgres = proc::postgres(&pg_bin, POSTGRES_PORT, &root().join("target/dev/postgres"))?;
+    let database_url = format!("postgres://postgres@127.0.0.1:{POSTGRES_PORT}/likes");
+    let sync = Service::start("sync-daemon", {
+        let database_url = database_url.clone();
+        move || {
+            let mut c = Command::new(tools::release_bin("sync-daemon"));
+            // Options are the daemon's top-level flags; `run` is its default command.
+            c.args(["--redis-url", &format!("redis://127.0.0.1:{REDIS_PORT}")])
+                .args([
+                    "--database-url",
+                    &database_url,
+                    "--admin-listen",
+                    SYNC_ADMIN_ADDR,
+                ])
+                .arg("run");
+            c
+        }
+    })?;
+    let hub = Service::start("realtime-hub", || {
+        let mut c = Command::new(tools::release_bin("realtime-hub"));
+        c.args([
+            "--listen",
+            HUB_ADDR,
+            "--redis-url",
+            &format!("redis://127.0.0.1:{REDIS_PORT}"),
+        ]);
+        c
+    })?;
     let secret = std::env::var("LIKES_SESSION_SECRET").unwrap_or_else(|_| DEV_SECRET.to_owned());
     let manifest = root().join("spin.toml");
     let edge = if args.spin {
@@ -83,10 +117,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("  edge metrics http://{EDGE_ADMIN_ADDR}/metrics");
     }
     println!("  redis        redis://127.0.0.1:{REDIS_PORT}  (data in target/dev/redis)");
+    println!("  postgresql   {database_url}  (data in target/dev/postgres)");
+    println!("  realtime hub http://{HUB_ADDR}  (Socket.IO; /metrics, /healthz)");
+    println!("  sync daemon  http://{SYNC_ADMIN_ADDR}/metrics");
     println!("  Ctrl-C stops everything.");
     println!();
 
-    let mut services = vec![redis, edge];
+    let mut services = vec![redis, postgres, sync, hub, edge];
     while !stop.load(Ordering::SeqCst) {
         for s in &mut services {
             s.supervise()?;

@@ -1,0 +1,195 @@
+//! The realtime hub: relays like counts from Redis Pub/Sub to Socket.IO clients.
+//!
+//! - [`bridge`]: one task subscribed to `like_event`/`post_event`, reconnecting with backoff and
+//!   resyncing room counts after each reconnect.
+//! - [`emitter`] + [`coalesce`]: per-post coalescing into `likes:updated` room emits.
+//! - [`handlers`]: `subscribe`/`unsubscribe` with acks carrying current counts.
+//! - [`metrics`]: Prometheus text at `/metrics`; `/healthz` on the same listener.
+//!
+//! Every hub subscribes to Redis on its own, so N hubs behind any load balancer all deliver
+//! every change to their own sockets; no sticky sessions are needed for WebSocket clients.
+
+pub mod bridge;
+pub mod coalesce;
+pub mod config;
+pub mod counts;
+pub mod emitter;
+pub mod handlers;
+pub mod hub;
+pub mod metrics;
+pub mod rate;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use socketioxide::SocketIo;
+use socketioxide::handler::ConnectHandler;
+use tokio::sync::mpsc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use config::{Config, CorsOrigins};
+use hub::{Hub, SharedHub};
+
+/// Capacity of the bridge → emitter channel; when full the bridge stops reading Pub/Sub.
+const CHANGES_CAPACITY: usize = 16 * 1024;
+
+/// WebSocket read buffer per socket. Clients send little (a subscribe of 500 ids is ~12 KiB,
+/// read in several chunks), and the default 4 KiB cost ~4 KiB of RSS per idle socket.
+const WS_READ_BUFFER_BYTES: usize = 1024;
+
+/// State of the plain HTTP routes.
+#[derive(Clone)]
+struct AppState {
+    io: SocketIo,
+    hub: SharedHub,
+}
+
+/// Serves Socket.IO (`/socket.io/`), `/healthz` and `/metrics` on `listener` until `shutdown`
+/// resolves, then disconnects every socket and returns once connections closed (or the grace
+/// period ran out).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let client = redis::Client::open(config.redis_url.as_str())
+        .with_context(|| format!("invalid Redis URL {:?}", config.redis_url))?;
+    let redis_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_number_of_retries(1);
+    let redis = ConnectionManager::new_lazy_with_config(client.clone(), redis_config)
+        .context("cannot set up the Redis command connection")?;
+    let cors = cors_layer(&config.cors_origins)?;
+    let grace = config.shutdown_grace;
+    let window = config.coalesce_window;
+    let hub: SharedHub = Arc::new(Hub::new(config, redis));
+
+    let (layer, io) = SocketIo::builder()
+        .max_payload(hub.config.max_payload_bytes)
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
+        .with_state(Arc::clone(&hub))
+        .build_layer();
+    io.ns("/", handlers::on_connect.with(handlers::register));
+
+    let (changes_tx, changes_rx) = mpsc::channel(CHANGES_CAPACITY);
+    let emitter = tokio::spawn(emitter::run(
+        io.clone(),
+        Arc::clone(&hub),
+        window,
+        changes_rx,
+    ));
+    let bridge = tokio::spawn(bridge::run(
+        client,
+        io.clone(),
+        Arc::clone(&hub),
+        changes_tx,
+    ));
+
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .with_state(AppState {
+            io: io.clone(),
+            hub: Arc::clone(&hub),
+        })
+        .layer(layer)
+        .layer(cors);
+
+    let addr = listener.local_addr().ok();
+    tracing::info!(?addr, "realtime hub listening");
+
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    let io_for_close = io.clone();
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down: disconnecting sockets");
+        io_for_close.close().await;
+        let _ = closed_tx.send(());
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let grace_timer = async {
+        if closed_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        r = server => r.context("HTTP server failed"),
+        () = grace_timer => {
+            tracing::warn!(?grace, "connections still open after the grace period; closing");
+            Ok(())
+        }
+    };
+    bridge.abort();
+    emitter.abort();
+    tracing::info!("realtime hub stopped");
+    result
+}
+
+/// The CORS policy for the configured origins.
+fn cors_layer(origins: &CorsOrigins) -> anyhow::Result<CorsLayer> {
+    let allow = match origins {
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => {
+            let values = list
+                .iter()
+                .map(|o| {
+                    HeaderValue::from_str(o).with_context(|| format!("invalid CORS origin {o:?}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            AllowOrigin::list(values)
+        }
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([header::CONTENT_TYPE]);
+    // Credentials (cookies) are not used by the app; `*` with credentials is invalid anyway.
+    Ok(layer)
+}
+
+/// 200 while the bridge is subscribed to Redis, 503 otherwise (no live updates possible).
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.hub.redis_up() {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "redis pub/sub not connected\n",
+        )
+    }
+}
+
+/// Prometheus text exposition.
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    let rooms = match state.io.of("/") {
+        Some(ns) => ns
+            .rooms()
+            .await
+            .map(|r| {
+                r.iter()
+                    .filter(|r| r.parse::<likes_core::PostId>().is_ok())
+                    .count()
+            })
+            .unwrap_or(0),
+        None => 0,
+    };
+    let gauges = metrics::Gauges {
+        sockets: state.io.of("/").map(|ns| ns.sockets().len()).unwrap_or(0),
+        rooms,
+        redis_up: state.hub.redis_up(),
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.hub.metrics.render(gauges),
+    )
+}

@@ -1,0 +1,99 @@
+//! `realtime-hub` command line: parse flags/env, set up logging, run until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use realtime_hub::{Config, CorsOrigins};
+use tracing_subscriber::EnvFilter;
+
+/// Socket.IO hub: relays live like counts from Redis Pub/Sub to browsers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on (Socket.IO, /healthz, /metrics).
+    #[arg(long, env = "HUB_LISTEN", default_value = "127.0.0.1:3001")]
+    listen: SocketAddr,
+    /// Redis URL (Pub/Sub and count reads).
+    #[arg(long, env = "HUB_REDIS_URL", default_value = "redis://127.0.0.1:6380")]
+    redis_url: String,
+    /// Per-post coalescing window, e.g. `100ms` (`0s` disables coalescing).
+    #[arg(long, env = "HUB_COALESCE_WINDOW", default_value = "100ms", value_parser = humantime::parse_duration)]
+    coalesce_window: Duration,
+    /// Allowed CORS origin (repeatable or comma-separated; `*` for any).
+    #[arg(
+        long = "cors-origin",
+        env = "HUB_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:3000,http://localhost:3000"
+    )]
+    cors_origins: Vec<String>,
+    /// Most posts one socket may subscribe to.
+    #[arg(long, env = "HUB_MAX_POSTS_PER_SOCKET", default_value_t = realtime_hub::config::DEFAULT_MAX_POSTS_PER_SOCKET)]
+    max_posts_per_socket: usize,
+    /// Largest client payload, in bytes.
+    #[arg(long, env = "HUB_MAX_PAYLOAD_BYTES", default_value_t = realtime_hub::config::DEFAULT_MAX_PAYLOAD_BYTES)]
+    max_payload_bytes: u64,
+    /// Client events allowed per socket per second (0 = unlimited).
+    #[arg(long, env = "HUB_EVENTS_PER_SECOND", default_value_t = realtime_hub::config::DEFAULT_EVENTS_PER_SECOND)]
+    events_per_second: u32,
+    /// Seconds connections get to close after SIGINT/SIGTERM.
+    #[arg(long, env = "HUB_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
+    shutdown_grace_secs: u64,
+}
+
+impl Cli {
+    fn into_config(self) -> Config {
+        let mut config = Config::new(self.redis_url);
+        config.coalesce_window = self.coalesce_window;
+        config.cors_origins = CorsOrigins::from_values(&self.cors_origins);
+        config.max_posts_per_socket = self.max_posts_per_socket;
+        config.max_payload_bytes = self.max_payload_bytes;
+        config.events_per_second = self.events_per_second;
+        config.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
+        config
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let listen = cli.listen;
+    let config = cli.into_config();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    realtime_hub::run(listener, config, shutdown_signal()).await
+}

@@ -1,0 +1,111 @@
+//! The official JS `socket.io-client` (pinned in `js/package.json`) against the hub, over
+//! WebSocket and long-polling. Runs only when `node` is installed.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use likes_core::keys::LIKE_CHANNEL;
+use testkit::TestRedis;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::support::{Hub, like_message, post, set_count};
+
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+/// True when node is present and the client is installed (running `npm ci` once if needed).
+async fn node_ready() -> bool {
+    let node = Command::new("node").arg("--version").output().await;
+    if !node.is_ok_and(|o| o.status.success()) {
+        eprintln!("node not installed: skipping the socket.io-client test");
+        return false;
+    }
+    if js_dir().join("node_modules/socket.io-client").exists() {
+        return true;
+    }
+    let ci = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(js_dir())
+        .status()
+        .await;
+    assert!(
+        ci.is_ok_and(|s| s.success()),
+        "npm ci in realtime-hub/js failed"
+    );
+    true
+}
+
+async fn run_client(transport: &str) {
+    let redis = TestRedis::start();
+    let mut conn = redis.async_conn().await;
+    set_count(&mut conn, post(11), 4).await;
+    let hub = Hub::start(&redis.url(), |_| {}).await;
+
+    let mut child = Command::new("node")
+        .arg("hub-client.test.mjs")
+        .args([
+            &format!("http://{}", hub.addr),
+            transport,
+            "p_11",
+            "4",
+            "200",
+        ])
+        .current_dir(js_dir())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .expect("node client ready within 15 s")
+        .expect("read stdout");
+    assert_eq!(
+        ready.as_deref(),
+        Some("READY"),
+        "node client failed before subscribing"
+    );
+
+    let mut pipe = redis::pipe();
+    for n in 5..=200 {
+        pipe.cmd("PUBLISH")
+            .arg(LIKE_CHANNEL)
+            .arg(like_message(post(11), n))
+            .ignore();
+    }
+    let _: () = pipe.query_async(&mut conn).await.expect("burst");
+
+    let result = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .expect("node client result within 15 s")
+        .expect("read stdout")
+        .expect("a result line");
+    let status = child.wait().await.expect("node exit");
+    assert!(status.success(), "node client failed: {result}");
+    let result: serde_json::Value = serde_json::from_str(&result).expect("result json");
+    assert_eq!(result["transport"], transport);
+    let updates = result["updates"].as_array().expect("updates");
+    assert!(
+        !updates.is_empty() && updates.len() <= 4,
+        "{} updates: {result}",
+        updates.len()
+    );
+    assert_eq!(updates.last().map(|u| u["likes"].clone()), Some(200.into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_js_client_over_websocket() {
+    if node_ready().await {
+        run_client("websocket").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_js_client_over_long_polling() {
+    if node_ready().await {
+        run_client("polling").await;
+    }
+}
