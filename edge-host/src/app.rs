@@ -256,7 +256,11 @@ mod tests {
             app.router.route("/api/session").map(|m| m.component),
             Some("session")
         );
-        assert!(app.router.route("/nope").is_none());
+        // Everything that is not an API route belongs to the web app.
+        assert_eq!(
+            app.router.route("/p/42").map(|m| m.component),
+            Some("static-app")
+        );
     }
 
     #[test]
