@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Parser;
 use edge_host::{Config, config, variables};
 use metrics_exporter_prometheus::PrometheusBuilder;
-use tracing_subscriber::EnvFilter;
 
 /// Runs the Spin HTTP components of a spin.toml on wasmtime, without a Spin install.
 #[derive(Debug, Parser)]
@@ -72,31 +71,6 @@ impl Cli {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-    }
-}
-
 /// Per-request instances allocate and free many small objects (resource tables, lowered lists,
 /// hyper and tokio state); mimalloc's thread-local free lists cut that cost against glibc malloc.
 #[global_allocator]
@@ -104,14 +78,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    service_kit::init_tracing("info,wasmtime=warn,cranelift=warn");
 
     let cli = Cli::parse();
     let listen = cli.listen;
@@ -140,5 +107,5 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
-    edge_host::run(listener, admin, config, shutdown_signal()).await
+    edge_host::run(listener, admin, config, service_kit::shutdown_signal()).await
 }

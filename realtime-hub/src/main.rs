@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use realtime_hub::{Config, CorsOrigins};
-use tracing_subscriber::EnvFilter;
 
 /// Socket.IO hub: relays live like counts from Redis Pub/Sub to browsers.
 #[derive(Debug, Parser)]
@@ -56,44 +55,14 @@ impl Cli {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    service_kit::init_tracing("info");
     let cli = Cli::parse();
     let listen = cli.listen;
     let config = cli.into_config();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    realtime_hub::run(listener, config, shutdown_signal()).await
+    realtime_hub::run(listener, config, service_kit::shutdown_signal()).await
 }

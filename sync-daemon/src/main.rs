@@ -79,11 +79,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    service_kit::init_tracing("info");
     let cli = Cli::parse();
     if let Some(Command::Migrate) = cli.command {
         return sync_daemon::migrate::migrate(&cli.database_url).await;
@@ -118,23 +114,6 @@ async fn main() -> anyhow::Result<()> {
     if let Some(n) = cli.fault_exit_after_commit {
         config.fault = Fault::ExitAfterCommitBeforeAck(n);
     }
-    sync_daemon::run(config, shutdown_signal()).await?;
+    sync_daemon::run(config, service_kit::shutdown_signal()).await?;
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down");
 }
