@@ -52,6 +52,31 @@ pub struct ClientConfig {
     pub realtime_url: String,
 }
 
+/// The Socket.IO contract between the realtime hub and its clients (namespace `/`).
+pub mod realtime {
+    use serde::{Deserialize, Serialize};
+
+    use crate::ids::PostId;
+
+    /// Client → hub: join the rooms of `{"posts": [ids]}`; the ack carries current counts.
+    pub const SUBSCRIBE: &str = "subscribe";
+    /// Client → hub: leave the rooms of `{"posts": [ids]}`.
+    pub const UNSUBSCRIBE: &str = "unsubscribe";
+    /// Hub → subscribed clients: a post's newest count ([`LikesUpdated`]).
+    pub const LIKES_UPDATED: &str = "likes:updated";
+    /// Hub → every client: a new post.
+    pub const POSTS_CREATED: &str = "posts:created";
+    /// Most posts one socket may subscribe to.
+    pub const MAX_POSTS_PER_SOCKET: usize = 500;
+
+    /// Payload of [`LIKES_UPDATED`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct LikesUpdated {
+        pub post_id: PostId,
+        pub likes: u64,
+    }
+}
+
 /// A display name: 1 to [`MAX_NAME_CHARS`] characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);

@@ -21,8 +21,7 @@ use crate::counts::read_counts;
 use crate::hub::Hub;
 use crate::metrics::inc;
 
-/// Event broadcast to every socket when a post is created.
-pub const POSTS_CREATED: &str = "posts:created";
+pub use likes_core::api::realtime::POSTS_CREATED;
 
 /// Longest wait for connecting and subscribing.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

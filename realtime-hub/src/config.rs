@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Default coalescing window: at most one `likes:updated` per post per window.
 pub const DEFAULT_COALESCE_WINDOW: Duration = Duration::from_millis(100);
 /// Default cap on the posts (rooms) one socket may be subscribed to, from the contract.
-pub const DEFAULT_MAX_POSTS_PER_SOCKET: usize = 500;
+pub const DEFAULT_MAX_POSTS_PER_SOCKET: usize = likes_core::api::realtime::MAX_POSTS_PER_SOCKET;
 /// Default largest Engine.IO payload a client may send; 500 wire ids fit in ~12 KiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 /// Default `subscribe`/`unsubscribe` events allowed per socket per second (the burst is twice

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use likes_core::PostId;
-use serde::Serialize;
 use socketioxide::SocketIo;
 use tokio::sync::mpsc;
 
@@ -12,16 +11,7 @@ use crate::coalesce::Coalescer;
 use crate::hub::Hub;
 use crate::metrics::inc;
 
-/// Event sent to a post's room when its count changes.
-pub const LIKES_UPDATED: &str = "likes:updated";
-
-/// Payload of [`LIKES_UPDATED`]. (The browser app decodes the same shape; if it moves into
-/// `likes-core::api`, use it from there.)
-#[derive(Debug, Clone, Serialize)]
-pub struct LikesUpdated {
-    pub post_id: PostId,
-    pub likes: u64,
-}
+pub use likes_core::api::realtime::{LIKES_UPDATED, LikesUpdated};
 
 /// Runs until every sender of `changes` is gone: offers each change to the coalescer, emits
 /// what it lets through, and wakes at the next window end to emit what it held.

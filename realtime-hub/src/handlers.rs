@@ -4,6 +4,7 @@
 //! the sockets subscribed to it. A request is validated whole before any room is joined: a bad
 //! one gets an error ack, joins nothing, and the socket stays connected.
 
+use likes_core::api::realtime;
 use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -82,7 +83,7 @@ pub async fn register(s: SocketRef, State(hub): State<SharedHub>) -> Result<(), 
     )));
     let b = Arc::clone(&bucket);
     s.on(
-        "subscribe",
+        realtime::SUBSCRIBE,
         move |s: SocketRef,
               State(hub): State<SharedHub>,
               TryData(data): TryData<Value>,
@@ -98,7 +99,7 @@ pub async fn register(s: SocketRef, State(hub): State<SharedHub>) -> Result<(), 
         },
     );
     s.on(
-        "unsubscribe",
+        realtime::UNSUBSCRIBE,
         move |s: SocketRef,
               State(hub): State<SharedHub>,
               TryData(data): TryData<Value>,
