@@ -15,9 +15,10 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use likes_core::keys::LIKE_CHANNEL;
@@ -116,7 +117,7 @@ impl Drop for Killed {
 type Sent = Arc<Mutex<HashMap<(u64, u64), Instant>>>;
 
 #[tokio::main]
-async fn main() {
+async fn main() -> anyhow::Result<()> {
     let a = args();
     raise_fd_limit(a.sockets as u64 * 2 + 1_000);
     let redis = testkit::TestRedis::start();
@@ -153,7 +154,7 @@ async fn main() {
 
     let sent: Sent = Arc::default();
     let hist = Arc::new(Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap(),
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram bounds")?,
     ));
     let frames = Arc::new(AtomicU64::new(0));
     let server = SocketAddr::from(([127, 0, 0, 1], port));
@@ -170,16 +171,18 @@ async fn main() {
             connected.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let sock = TcpSocket::new_v4().unwrap();
+            let sock = TcpSocket::new_v4()?;
             sock.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
-                .unwrap();
+                .with_context(|| format!("binding a source port on {source}"))?;
             let stream = sock
                 .connect(server)
                 .await
-                .expect("connect (fd limit? ports?)");
+                .context("connect (fd limit? ports?)")?;
             let url = format!("ws://{server}/socket.io/?EIO=4&transport=websocket");
-            let (mut ws, _) = client_async(url, stream).await.expect("handshake");
-            ws.send(Message::Text("40".into())).await.unwrap();
+            let (mut ws, _) = client_async(url, stream)
+                .await
+                .context("websocket handshake")?;
+            ws.send(Message::Text("40".into())).await?;
             // Like socket.io-client: emit only once the namespace connect is confirmed.
             while let Some(Ok(msg)) = ws.next().await {
                 if matches!(&msg, Message::Text(t) if t.as_str().starts_with("40")) {
@@ -187,7 +190,7 @@ async fn main() {
                 }
             }
             let sub = format!(r#"421["subscribe",{{"posts":["p_{post}"]}}]"#);
-            ws.send(Message::Text(sub.into())).await.unwrap();
+            ws.send(Message::Text(sub.into())).await?;
             while let Some(Ok(msg)) = ws.next().await {
                 let Message::Text(t) = msg else { continue };
                 let t = t.as_str();
@@ -197,17 +200,22 @@ async fn main() {
                     connected.fetch_add(1, Ordering::Relaxed);
                 } else if let Some(body) = t.strip_prefix("42[\"likes:updated\",") {
                     let now = Instant::now();
-                    let v: serde_json::Value =
-                        serde_json::from_str(body.trim_end_matches(']')).unwrap();
-                    let p: u64 = v["post_id"].as_str().unwrap()[2..].parse().unwrap();
-                    let likes = v["likes"].as_u64().unwrap();
+                    let v: serde_json::Value = serde_json::from_str(body.trim_end_matches(']'))
+                        .context("likes:updated payload")?;
+                    let p: u64 = v["post_id"]
+                        .as_str()
+                        .and_then(|id| id.strip_prefix("p_"))
+                        .and_then(|n| n.parse().ok())
+                        .context("likes:updated without a post id")?;
+                    let likes = v["likes"].as_u64().context("likes:updated without likes")?;
                     frames.fetch_add(1, Ordering::Relaxed);
-                    if let Some(at) = sent.lock().unwrap().get(&(p, likes)) {
+                    if let Some(at) = lock(&sent).get(&(p, likes)) {
                         let us = now.duration_since(*at).as_micros() as u64;
-                        let _ = hist.lock().unwrap().record(us.max(1));
+                        let _ = lock(&hist).record(us.max(1));
                     }
                 }
             }
+            anyhow::Ok(())
         }));
         if i % 500 == 499 {
             tokio::task::yield_now().await;
@@ -245,7 +253,7 @@ async fn main() {
             .unwrap_or(0)
     };
     eprintln!("load phase");
-    let emits0 = emits(reqwest::get(&metrics).await.unwrap().text().await.unwrap());
+    let emits0 = emits(reqwest::get(&metrics).await?.text().await?);
     let cpu0 = cpu_ticks(pid);
     let frames0 = frames.load(Ordering::Relaxed);
     let mut counts = vec![0u64; a.posts as usize + 1];
@@ -258,7 +266,7 @@ async fn main() {
         let mut pipe = redis::pipe();
         let now = Instant::now();
         {
-            let mut s = sent.lock().unwrap();
+            let mut s = lock(&sent);
             for _ in 0..per_tick {
                 let p = 1 + published % a.posts;
                 published += 1;
@@ -270,18 +278,18 @@ async fn main() {
                 pipe.cmd("PUBLISH").arg(LIKE_CHANNEL).arg(msg).ignore();
             }
         }
-        let _: () = pipe.query_async(&mut conn).await.unwrap();
+        let _: () = pipe.query_async(&mut conn).await.context("publishing")?;
         next += tick;
         tokio::time::sleep_until(next).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu = cpu_ticks(pid) - cpu0;
-    let emits1 = emits(reqwest::get(&metrics).await.unwrap().text().await.unwrap());
+    let emits1 = emits(reqwest::get(&metrics).await?.text().await?);
     let delivered = frames.load(Ordering::Relaxed) - frames0;
     let room_emits = emits1 - emits0;
     let tick_hz = 100.0; // USER_HZ on Linux
     let cpu_ms = cpu as f64 / tick_hz * 1000.0;
-    let h = hist.lock().unwrap();
+    let h = lock(&hist);
     println!(
         "load: {published} likes in {} s over {} posts; {room_emits} room emits, {delivered} frames delivered",
         a.secs, a.posts
@@ -301,4 +309,11 @@ async fn main() {
     for t in tasks {
         t.abort();
     }
+    Ok(())
+}
+
+/// Locks a mutex shared with the socket tasks; a task that panicked leaves data that is still
+/// good enough for a benchmark report.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
