@@ -1,20 +1,27 @@
 //! Assembles each Lua script (shared prelude + body) and its SHA-1, so components can call
-//! `EVALSHA` without hashing at run time (every request is a fresh wasm instance).
+//! `EVALSHA` without hashing at run time (every request is a fresh wasm instance). Every
+//! `lua/<name>.lua` but the prelude becomes a constant `<NAME>`, so a new script is a new file.
 use std::{env, fs, path::PathBuf};
 
-const WITH_PRELUDE: &[&str] = &["like", "likers", "cardinality", "contains"];
-const STANDALONE: &[&str] = &["session"];
+/// Scripts that do not touch the roaring structure ship without the prelude.
+const STANDALONE: &[&str] = &["session", "post", "rate"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let prelude = fs::read_to_string("lua/roaring.lua").expect("read lua/roaring.lua");
     println!("cargo:rerun-if-changed=lua");
+    let mut names: Vec<String> = fs::read_dir("lua")
+        .expect("read lua/")
+        .filter_map(|e| {
+            let path = e.expect("lua/ entry").path();
+            let stem = path.file_stem()?.to_str()?.to_owned();
+            (path.extension()? == "lua" && stem != "roaring").then_some(stem)
+        })
+        .collect();
+    names.sort();
     let mut consts = String::new();
-    for (name, with_prelude) in WITH_PRELUDE
-        .iter()
-        .map(|n| (n, true))
-        .chain(STANDALONE.iter().map(|n| (n, false)))
-    {
+    for name in &names {
+        let with_prelude = !STANDALONE.contains(&name.as_str());
         let body = fs::read_to_string(format!("lua/{name}.lua")).expect("read script");
         let source = if with_prelude {
             format!("{prelude}\n{body}")
@@ -30,5 +37,10 @@ fn main() {
             "/// The `{name}` script (see `lua/{name}.lua`).\npub const {upper}: Script = Script {{ name: \"{name}\", source: include_str!(concat!(env!(\"OUT_DIR\"), \"/{name}.lua\")), sha1: \"{sha}\" }};\n"
         ));
     }
+    let all: Vec<String> = names.iter().map(|n| n.to_uppercase()).collect();
+    consts.push_str(&format!(
+        "/// Every script, for `SCRIPT LOAD` at start-up and for tests.\npub const ALL: &[Script] = &[{}];\n",
+        all.join(", ")
+    ));
     fs::write(out.join("scripts.rs"), consts).expect("write scripts.rs");
 }

@@ -10,8 +10,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 /// Default wall-time limit per request (Fermyon Cloud's 30 s).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default linear-memory limit per instance.
-pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+/// Default linear-memory limit per instance: the upload pipeline's decode budget (256 MiB, enough
+/// for a 50 MP image) plus its working set. It is reserved, not committed: an instance only
+/// touches what it allocates, and the pool keeps 2 MiB resident per slot.
+pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 384 * 1024 * 1024;
 /// Default pool size: the maximum number of live instances (concurrent requests in wasm).
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 /// Default number of shared Redis connections per address.

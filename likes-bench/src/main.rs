@@ -3,7 +3,9 @@
 //! - `drive`: closed-loop HTTP load (N keep-alive connections) of state-changing likes/unlikes;
 //! - `redis`: the same script straight into Redis, the ceiling every HTTP path is compared to;
 //! - `native`: the same like logic as a plain axum handler, the reference for the wasm host;
-//! - `memory`: bytes per like of the dedupe structure vs a plain Redis SET.
+//! - `memory`: bytes per like of the dedupe structure vs a plain Redis SET;
+//! - `seed`: the posts the like benchmarks cycle through;
+//! - `upload`: a 12 MP photo through the edge's upload component vs the same pipeline natively.
 //!
 //! Each prints one JSON object on stdout so xtask can tabulate and compute ratios.
 
@@ -11,6 +13,8 @@ mod drive;
 mod memory;
 mod native;
 mod redis_ceiling;
+mod seed;
+mod upload;
 mod workload;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +32,8 @@ enum Command {
     Redis(redis_ceiling::Args),
     Native(native::Args),
     Memory(memory::Args),
+    Upload(upload::Args),
+    Seed(seed::Args),
 }
 
 /// The native reference handler uses the same allocator as the edge host, so the comparison is
@@ -46,5 +52,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Redis(a) => redis_ceiling::run(a).await,
         Command::Native(a) => native::run(a).await,
         Command::Memory(a) => memory::run(a).await,
+        Command::Upload(a) => upload::run(a).await,
+        Command::Seed(a) => seed::run(a).await,
     }
 }

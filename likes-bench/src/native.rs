@@ -133,7 +133,7 @@ async fn handle(
         user: claims.sub,
         on,
         ts,
-        require_post: false,
+        require_post: true,
     };
     match like(&mut app.pool.get(), &app.script, &call).await {
         Ok(n) => Json(LikeResponse {

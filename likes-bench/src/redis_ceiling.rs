@@ -62,7 +62,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     user,
                     on,
                     ts: "2026-01-01T00:00:00.000Z".into(),
-                    require_post: false,
+                    require_post: true,
                 };
                 match like(&mut conn, &script, &call).await {
                     Ok(_) => {

@@ -13,6 +13,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const LIKE_FIELDS: &[&str] = &["v", "kind", "post", "user", "likes", "ts"];
 /// Fields of a user creation stream entry, in the order `session.lua` writes them.
 pub const USER_FIELDS: &[&str] = &["v", "kind", "user", "name", "ts"];
+/// Fields of a post creation stream entry, in the order `post.lua` writes them. The image bytes
+/// are not in the stream: the daemon reads them from [`crate::keys::image_key`].
+pub const POST_FIELDS: &[&str] = &[
+    "v", "kind", "post", "user", "name", "caption", "image", "width", "height", "ts",
+];
 
 /// One decoded stream entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +42,22 @@ pub enum StreamEvent {
         name: String,
         ts: String,
     },
+    /// A new post by `user` (whose display name is `name`), showing image `image`.
+    Post(NewPost),
+}
+
+/// A post creation, as the stream carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPost {
+    pub post: PostId,
+    pub user: UserId,
+    pub name: String,
+    pub caption: String,
+    /// Content hash of the `full` variant; the bytes live under [`crate::keys::image_key`].
+    pub image: String,
+    pub width: u32,
+    pub height: u32,
+    pub ts: String,
 }
 
 /// Why a stream entry could not be decoded.
@@ -98,6 +119,21 @@ impl StreamEvent {
                 name: get("name")?.to_owned(),
                 ts,
             }),
+            "post" => {
+                let dim = |name: &'static str| -> Result<u32, EventError> {
+                    u32::try_from(int(name)?).map_err(|_| EventError::Malformed(name))
+                };
+                Ok(Self::Post(NewPost {
+                    post: PostId::new(int("post")?).ok_or(EventError::Malformed("post"))?,
+                    user,
+                    name: get("name")?.to_owned(),
+                    caption: get("caption")?.to_owned(),
+                    image: get("image")?.to_owned(),
+                    width: dim("width")?,
+                    height: dim("height")?,
+                    ts,
+                }))
+            }
             other => Err(EventError::Kind(other.chars().take(32).collect())),
         }
     }
@@ -162,6 +198,39 @@ mod tests {
                 name: "ann".into(),
                 ts: "t".into()
             })
+        );
+    }
+
+    #[test]
+    fn decodes_posts() {
+        let post = entry(&[
+            ("v", "1"),
+            ("kind", "post"),
+            ("post", "9"),
+            ("user", "3"),
+            ("name", "ann"),
+            ("caption", "sunset"),
+            ("image", "ab12"),
+            ("width", "1080"),
+            ("height", "720"),
+            ("ts", "t"),
+        ]);
+        let Ok(StreamEvent::Post(p)) = StreamEvent::decode(&post) else {
+            panic!("not a post: {:?}", StreamEvent::decode(&post));
+        };
+        assert_eq!(
+            (p.post.get(), p.user.get(), p.width, p.height),
+            (9, 3, 1080, 720)
+        );
+        assert_eq!(
+            (p.name.as_str(), p.caption.as_str(), p.image.as_str()),
+            ("ann", "sunset", "ab12")
+        );
+        let mut bad = post.clone();
+        bad[7].1 = b"-1".to_vec();
+        assert_eq!(
+            StreamEvent::decode(&bad),
+            Err(EventError::Malformed("width"))
         );
     }
 

@@ -22,6 +22,42 @@ pub const USER_NAMES: &str = "{users}:names";
 /// Stream of user creations, consumed by the sync daemon.
 pub const USER_STREAM: &str = "{users}:events";
 
+/// Global counter of post ids (`INCR`). Ids grow with creation time, which is what makes the
+/// `new` feed's cursor (an id) never skip or repeat a post.
+pub const POST_SEQ: &str = "{posts}:seq";
+
+/// Fields of a post hash, written by `post.lua` and read by `feed.lua` and the sync daemon.
+pub mod post_field {
+    pub const ID: &str = "id";
+    pub const LIKES: &str = "likes";
+    pub const AUTHOR: &str = "author";
+    pub const AUTHOR_NAME: &str = "author_name";
+    pub const CAPTION: &str = "caption";
+    pub const IMAGE: &str = "image";
+    pub const WIDTH: &str = "width";
+    pub const HEIGHT: &str = "height";
+    pub const CREATED_AT: &str = "created_at";
+}
+
+/// Fields of an image hash ([`image_key`]): each variant's bytes and its ETag.
+pub mod image_field {
+    pub const FULL: &str = "full";
+    pub const THUMB: &str = "thumb";
+    pub const FULL_ETAG: &str = "full_etag";
+    pub const THUMB_ETAG: &str = "thumb_etag";
+}
+
+/// The hash holding an image's variants. Images are content-addressed and immutable; the key
+/// carries no tag, so images spread over every node of a cluster by their own hash.
+pub fn image_key(image_id: &str) -> String {
+    format!("img:{image_id}")
+}
+
+/// The counter of one client's hits in one rate-limit window (see `lua/rate.lua`).
+pub fn rate_key(scope: &str, user: UserId) -> String {
+    format!("rate:{scope}:{}", user.get())
+}
+
 /// The shard a post belongs to.
 pub fn shard_of(post: PostId) -> u16 {
     (post.get() % u64::from(SHARDS)) as u16
@@ -47,6 +83,11 @@ impl Shard {
         format!("{{s{}}}:events", self.0)
     }
 
+    /// The shard's sorted set of post ids scored by id (`sort=new`).
+    pub fn new_index(self) -> String {
+        format!("{{s{}}}:new", self.0)
+    }
+
     /// The shard's sorted set of post ids by like count (`sort=top`).
     pub fn top(self) -> String {
         format!("{{s{}}}:top", self.0)
@@ -66,6 +107,8 @@ pub struct PostKeys {
     pub stream: String,
     /// The shard's `top` index.
     pub top: String,
+    /// The shard's `new` index.
+    pub new_index: String,
 }
 
 impl PostKeys {
@@ -80,6 +123,7 @@ impl PostKeys {
             recent: format!("{tag}:recent:{id}"),
             stream: shard.stream(),
             top: shard.top(),
+            new_index: shard.new_index(),
         }
     }
 }
@@ -118,7 +162,7 @@ mod tests {
             let post = PostId::new(raw).expect("nonzero");
             let k = PostKeys::new(post);
             let tag = hash_tag(&k.post);
-            for key in [&k.likers, &k.recent, &k.stream, &k.top] {
+            for key in [&k.likers, &k.recent, &k.stream, &k.top, &k.new_index] {
                 assert_eq!(hash_tag(key), tag, "{key} vs {}", k.post);
             }
         }

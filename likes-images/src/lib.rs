@@ -19,6 +19,9 @@
 //!    the encoder only writes what we give it, and we give it pixels.
 //! 7. **Hash** each variant's bytes (SHA-256, hex); the image id is the `full` variant's hash.
 
+#[cfg(feature = "samples")]
+pub mod samples;
+
 use std::io::Cursor;
 
 use fast_image_resize as fir;

@@ -4,8 +4,6 @@
 #![allow(unsafe_code)] // the counting allocator; test-only
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -44,7 +42,7 @@ fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
 #[test]
 fn bombs_are_refused_with_bounded_memory() {
     // 30000×30000 RGB would be 2.7 GB decoded.
-    let bomb = common::png_claiming(30_000, 30_000);
+    let bomb = likes_images::samples::png_claiming(30_000, 30_000);
     let (err, peak) = peak_during(|| process(&bomb, &Limits::default()).unwrap_err());
     assert_eq!(
         err,
@@ -60,7 +58,7 @@ fn bombs_are_refused_with_bounded_memory() {
 
     // Within the header limits (7000×7000 = 49 MP, 147 MB decoded) but over a small budget:
     // refused before the pixel buffer exists.
-    let big = common::png_claiming(7_000, 7_000);
+    let big = likes_images::samples::png_claiming(7_000, 7_000);
     let limits = Limits {
         max_alloc: 16 * 1024 * 1024,
         ..Limits::default()

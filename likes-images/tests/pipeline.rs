@@ -2,12 +2,10 @@
 //! refusals, determinism, and no panic on damaged input.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use image::{ImageDecoder, ImageFormat, metadata::Orientation};
+use likes_images::samples::*;
 use likes_images::{
     CONTENT_TYPE, HASH_HEX_LEN, ImageError, Limits, Processed, Variant, content_hash, probe,
     process,

@@ -1,319 +1,374 @@
-//! `cargo run --release -p realtime-hub --example hub-bench -- [--sockets N] [--posts P]
-//! [--rate LIKES_PER_SEC] [--secs S]`: measures the hub binary (run as a child process against
-//! a throw-away Redis):
-//! 1. memory per idle connected socket (hub RSS delta / sockets),
-//! 2. like → client delivery latency p50/p99 (publish time → `likes:updated` carrying that
-//!    count, coalescing window included) under a steady like load,
-//! 3. hub CPU per 1,000 room emits and per 1,000 delivered frames.
+//! The client side of `cargo xtask bench realtime`, run as its own process so that its memory
+//! and CPU never count as the server's.
 //!
-//! Clients are raw Engine.IO v4 WebSockets spread over several 127.0.0.x source addresses
-//! (loopback ephemeral ports run out near 28K per source address); the fd limit is raised.
+//! `hub-bench --addr HOST:PORT --mode socketio|ws --sockets N [--posts P] [--first I]` opens N
+//! WebSockets from several 127.0.0.x source addresses (loopback ephemeral ports run out near 28K
+//! per source address), prints one JSON line once all are up, then reads commands on stdin:
+//! - `load REDIS_URL LIKES_PER_SEC SECS HOT`: likes posts `p_1`…`p_HOT` round-robin through the
+//!   real like script at a steady rate and prints the like → `likes:updated` latency seen by
+//!   every subscribed socket (coalescing window included) as one JSON line;
+//! - end of input: exit.
+//!
+//! `socketio` sockets speak raw Engine.IO v4 and each subscribes to one post (`p_1`…`p_P`,
+//! round-robin); `ws` sockets (for the bare tokio-tungstenite reference server) send one text
+//! frame and wait for its echo. Either way they then sit idle, answering Engine.IO pings.
 
-#![allow(clippy::print_stdout, clippy::unwrap_used)]
+#![allow(clippy::print_stdout)]
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use likes_core::keys::LIKE_CHANNEL;
+use likes_core::scripts::{LIKE, LikeCall};
+use likes_core::{PostId, UserId};
 use tokio::net::TcpSocket;
-use tokio_tungstenite::client_async;
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
-const SOCKETS_PER_SOURCE: usize = 20_000;
+/// Connections per loopback source address: well below the ~28K ephemeral ports of each, since
+/// the previous run's closed connections may still hold ports in TIME_WAIT.
+const SOCKETS_PER_SOURCE: usize = 10_000;
+/// Handshakes in flight at once: more only overflows the server's accept backlog.
+const CONNECTING_AT_ONCE: usize = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    SocketIo,
+    Ws,
+}
 
 struct Args {
+    addr: SocketAddr,
+    mode: Mode,
     sockets: usize,
+    /// Index of this process's first socket, when several processes share one run (the fd
+    /// limit of one process is too small): it picks the source address and the posts.
+    first: usize,
     posts: u64,
-    rate: u64,
-    secs: u64,
 }
 
-fn args() -> Args {
-    let mut a = Args {
-        sockets: 10_000,
-        posts: 1_000,
-        rate: 2_000,
-        secs: 10,
-    };
+fn args() -> anyhow::Result<Args> {
+    let mut addr = None;
+    let mut mode = Mode::SocketIo;
+    let mut sockets = 1_000;
+    let mut first = 0;
+    let mut posts = 1_000;
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
-        let v = || {
-            pair.get(1)
-                .and_then(|v| v.parse().ok())
-                .expect("numeric value")
+        let [flag, value] = pair else {
+            bail!("flags come in pairs: --flag value")
         };
-        match pair[0].as_str() {
-            "--sockets" => a.sockets = v() as usize,
-            "--posts" => a.posts = v(),
-            "--rate" => a.rate = v(),
-            "--secs" => a.secs = v(),
-            other => panic!("unknown flag {other}"),
+        match flag.as_str() {
+            "--addr" => addr = Some(value.parse().context("--addr HOST:PORT")?),
+            "--mode" => {
+                mode = match value.as_str() {
+                    "socketio" => Mode::SocketIo,
+                    "ws" => Mode::Ws,
+                    other => bail!("unknown mode {other}"),
+                }
+            }
+            "--sockets" => sockets = value.parse().context("--sockets N")?,
+            "--first" => first = value.parse().context("--first N")?,
+            "--posts" => posts = value.parse().context("--posts N")?,
+            other => bail!("unknown flag {other}"),
         }
     }
-    a
+    Ok(Args {
+        addr: addr.context("--addr is required")?,
+        mode,
+        sockets,
+        first,
+        posts: posts.max(1),
+    })
 }
 
-/// Raises the fd limit (soft and, as root, hard) so tens of thousands of sockets fit.
-#[allow(unsafe_code)]
-fn raise_fd_limit(want: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+/// What the sockets share while a like load runs.
+struct Shared {
+    /// Send time of each like, per post, indexed by the count it produced minus one.
+    sent: Mutex<Vec<Vec<Instant>>>,
+    hist: Mutex<Histogram<u64>>,
+    frames: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Records, for every like of `post` that `likes` covers and this socket had not seen yet,
+    /// the time from sending the like to now.
+    fn delivered(&self, post: u64, likes: u64, seen: &mut u64, now: Instant) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        if likes <= *seen {
+            return;
+        }
+        let sent = lock(&self.sent);
+        let mut hist = lock(&self.hist);
+        if let Some(times) = sent.get(post as usize) {
+            let from = usize::try_from(*seen).unwrap_or(usize::MAX);
+            let to = usize::try_from(likes)
+                .unwrap_or(usize::MAX)
+                .min(times.len());
+            for at in times.get(from..to).unwrap_or_default() {
+                let us = now.saturating_duration_since(*at).as_micros();
+                let _ = hist.record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+            }
+        }
+        *seen = likes;
+    }
+}
+
+type Ws = WebSocketStream<tokio::net::TcpStream>;
+
+async fn open(addr: SocketAddr, i: usize, path: &str) -> anyhow::Result<Ws> {
+    // A subnet of 127/8 per process: the ports of an earlier run's connections, still in
+    // TIME_WAIT for a minute, are then never in the way.
+    let net = u8::try_from(1 + std::process::id() % 250)?;
+    let source = Ipv4Addr::new(127, net, u8::try_from(i / SOCKETS_PER_SOURCE)?, 1);
+    let sock = TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
+        .with_context(|| format!("binding a source port on {source}"))?;
+    let stream = sock
+        .connect(addr)
+        .await
+        .context("connect (fd limit? ports?)")?;
+    // tungstenite preallocates its 128 KiB default read buffer: 6 GiB for 50K clients.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (ws, _) = client_async_with_config(format!("ws://{addr}{path}"), stream, Some(config))
+        .await
+        .context("websocket handshake")?;
+    Ok(ws)
+}
+
+/// Reads text frames until one satisfies `done`, answering Engine.IO pings.
+async fn until(ws: &mut Ws, done: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+    while let Some(msg) = ws.next().await {
+        if let Message::Text(t) = msg? {
+            if t.as_str() == "2" {
+                ws.send(Message::Text("3".into())).await?;
+            } else if done(t.as_str()) {
+                return Ok(());
+            }
+        }
+    }
+    bail!("closed during the handshake")
+}
+
+/// One client: connect (and subscribe), report, then idle and record deliveries.
+async fn client(
+    addr: SocketAddr,
+    mode: Mode,
+    i: usize,
+    post: u64,
+    permits: Arc<Semaphore>,
+    connected: tokio::sync::mpsc::Sender<anyhow::Result<()>>,
+    shared: Arc<Shared>,
+) {
+    let setup = async {
+        let _permit = permits.acquire().await?;
+        match mode {
+            Mode::Ws => {
+                let mut ws = open(addr, i, "/").await?;
+                ws.send(Message::Text("hello".into())).await?;
+                until(&mut ws, |t| t == "hello").await?;
+                Ok(ws)
+            }
+            Mode::SocketIo => {
+                let mut ws = open(addr, i, "/socket.io/?EIO=4&transport=websocket").await?;
+                until(&mut ws, |t| t.starts_with('0')).await?;
+                ws.send(Message::Text("40".into())).await?;
+                until(&mut ws, |t| t.starts_with("40")).await?;
+                let sub = format!(r#"421["subscribe",{{"posts":["p_{post}"]}}]"#);
+                ws.send(Message::Text(sub.into())).await?;
+                until(&mut ws, |t| t.starts_with("431")).await?;
+                Ok(ws)
+            }
+        }
     };
-    // SAFETY: plain syscalls on a stack struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        let new = libc::rlimit {
-            rlim_cur: want.max(lim.rlim_cur),
-            rlim_max: want.max(lim.rlim_max),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &new) != 0 {
-            let soft = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
+    let mut ws = match setup.await {
+        Ok(ws) => {
+            let _ = connected.send(Ok(())).await;
+            ws
+        }
+        Err(e) => {
+            let _ = connected.send(Err(e)).await;
+            return;
+        }
+    };
+    drop(connected);
+    let mut seen = 0;
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let t = t.as_str();
+        if t == "2" {
+            let _ = ws.send(Message::Text("3".into())).await;
+        } else if let Some(body) = t.strip_prefix("42[\"likes:updated\",") {
+            let now = Instant::now();
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(body.trim_end_matches(']'))
+            else {
+                continue;
             };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &soft);
+            let p = v["post_id"]
+                .as_str()
+                .and_then(|id| id.parse::<PostId>().ok());
+            if let (Some(p), Some(likes)) = (p, v["likes"].as_u64()) {
+                shared.delivered(p.get(), likes, &mut seen, now);
+            }
         }
     }
 }
-
-fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Resident memory of a process, in bytes.
-fn rss(pid: u32) -> u64 {
-    proc_field(pid, "status", "VmRSS:") * 1024
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Publish time of each (post, count), for latency.
-type Sent = Arc<Mutex<HashMap<(u64, u64), Instant>>>;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let a = args();
-    raise_fd_limit(a.sockets as u64 * 2 + 1_000);
-    let redis = testkit::TestRedis::start();
-    let port = testkit::free_port();
-    let exe = testkit::workspace_root().join("target/release/realtime-hub");
-    let hub = Command::new(&exe)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--redis-url",
-            &redis.url(),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{} ({e}): cargo build --release -p realtime-hub",
-                exe.display()
-            )
-        });
-    let pid = hub.id();
-    let _hub = Killed(hub);
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    while !reqwest::get(&health).await.is_ok_and(|r| r.status() == 200) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let a = args()?;
+    let shared = Arc::new(Shared {
+        sent: Mutex::new(vec![Vec::new(); usize::try_from(a.posts)? + 1]),
+        hist: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+        frames: AtomicU64::new(0),
+    });
+    let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    for i in a.first..a.first + a.sockets {
+        let post = 1 + (i as u64 % a.posts);
+        tokio::spawn(client(
+            a.addr,
+            a.mode,
+            i,
+            post,
+            Arc::clone(&permits),
+            tx.clone(),
+            Arc::clone(&shared),
+        ));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let rss0 = rss(pid);
-    eprintln!(
-        "hub up (pid {pid}, RSS {rss0} B); connecting {} sockets",
+    drop(tx);
+    let mut up = 0usize;
+    while let Some(r) = rx.recv().await {
+        r.with_context(|| format!("socket {} of {}", up + 1, a.sockets))?;
+        up += 1;
+    }
+    anyhow::ensure!(
+        up == a.sockets,
+        "only {up} of {} sockets came up",
         a.sockets
     );
-
-    let sent: Sent = Arc::default();
-    let hist = Arc::new(Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram bounds")?,
-    ));
-    let frames = Arc::new(AtomicU64::new(0));
-    let server = SocketAddr::from(([127, 0, 0, 1], port));
-    let connected = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(a.sockets);
-    for i in 0..a.sockets {
-        let source = Ipv4Addr::new(127, 0, 0, 1 + (i / SOCKETS_PER_SOURCE) as u8);
-        let post = 1 + (i as u64 % a.posts);
-        let (sent, hist, frames, connected) = (
-            sent.clone(),
-            hist.clone(),
-            frames.clone(),
-            connected.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let sock = TcpSocket::new_v4()?;
-            sock.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
-                .with_context(|| format!("binding a source port on {source}"))?;
-            let stream = sock
-                .connect(server)
-                .await
-                .context("connect (fd limit? ports?)")?;
-            let url = format!("ws://{server}/socket.io/?EIO=4&transport=websocket");
-            let (mut ws, _) = client_async(url, stream)
-                .await
-                .context("websocket handshake")?;
-            ws.send(Message::Text("40".into())).await?;
-            // Like socket.io-client: emit only once the namespace connect is confirmed.
-            while let Some(Ok(msg)) = ws.next().await {
-                if matches!(&msg, Message::Text(t) if t.as_str().starts_with("40")) {
-                    break;
-                }
-            }
-            let sub = format!(r#"421["subscribe",{{"posts":["p_{post}"]}}]"#);
-            ws.send(Message::Text(sub.into())).await?;
-            while let Some(Ok(msg)) = ws.next().await {
-                let Message::Text(t) = msg else { continue };
-                let t = t.as_str();
-                if t == "2" {
-                    let _ = ws.send(Message::Text("3".into())).await;
-                } else if t.starts_with("431") {
-                    connected.fetch_add(1, Ordering::Relaxed);
-                } else if let Some(body) = t.strip_prefix("42[\"likes:updated\",") {
-                    let now = Instant::now();
-                    let v: serde_json::Value = serde_json::from_str(body.trim_end_matches(']'))
-                        .context("likes:updated payload")?;
-                    let p: u64 = v["post_id"]
-                        .as_str()
-                        .and_then(|id| id.strip_prefix("p_"))
-                        .and_then(|n| n.parse().ok())
-                        .context("likes:updated without a post id")?;
-                    let likes = v["likes"].as_u64().context("likes:updated without likes")?;
-                    frames.fetch_add(1, Ordering::Relaxed);
-                    if let Some(at) = lock(&sent).get(&(p, likes)) {
-                        let us = now.duration_since(*at).as_micros() as u64;
-                        let _ = lock(&hist).record(us.max(1));
-                    }
-                }
-            }
-            anyhow::Ok(())
-        }));
-        if i % 500 == 499 {
-            tokio::task::yield_now().await;
-        }
-    }
-    while connected.load(Ordering::Relaxed) < a.sockets as u64 {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "sockets did not all subscribe"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!("all subscribed after {:?}", started.elapsed());
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss1 = rss(pid);
     println!(
-        "sockets: {} connected+subscribed in {:.1} s; hub RSS {:.1} → {:.1} MiB: {:.0} bytes per idle socket",
-        a.sockets,
-        started.elapsed().as_secs_f64(),
-        rss0 as f64 / 1048576.0,
-        rss1 as f64 / 1048576.0,
-        (rss1.saturating_sub(rss0)) as f64 / a.sockets as f64
+        "{}",
+        serde_json::json!({"phase": "connected", "sockets": up, "secs": started.elapsed().as_secs_f64()})
     );
 
-    // Steady load: `rate` likes a second, round-robin over the posts.
-    let mut conn = redis.async_conn().await;
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
-    let emits = |text: String| -> u64 {
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix("realtime_hub_like_emits_out_total ")?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
-    };
-    eprintln!("load phase");
-    let emits0 = emits(reqwest::get(&metrics).await?.text().await?);
-    let cpu0 = cpu_ticks(pid);
-    let frames0 = frames.load(Ordering::Relaxed);
-    let mut counts = vec![0u64; a.posts as usize + 1];
-    let tick = Duration::from_millis(10);
-    let per_tick = (a.rate / 100).max(1);
-    let mut next = tokio::time::Instant::now();
-    let load_start = Instant::now();
-    let mut published = 0u64;
-    while load_start.elapsed() < Duration::from_secs(a.secs) {
-        let mut pipe = redis::pipe();
-        let now = Instant::now();
-        {
-            let mut s = lock(&sent);
-            for _ in 0..per_tick {
-                let p = 1 + published % a.posts;
-                published += 1;
-                counts[p as usize] += 1;
-                let likes = counts[p as usize];
-                s.insert((p, likes), now);
-                let msg =
-                    format!(r#"{{"post_id":"p_{p}","likes":{likes},"ts":"2026-01-01T00:00:00Z"}}"#);
-                pipe.cmd("PUBLISH").arg(LIKE_CHANNEL).arg(msg).ignore();
+    // tokio's stdin needs a feature the workspace does not enable; a thread does the same.
+    let (line_tx, mut lines) = tokio::sync::mpsc::channel::<String>(4);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if line_tx.blocking_send(line).is_err() {
+                break;
             }
         }
-        let _: () = pipe.query_async(&mut conn).await.context("publishing")?;
-        next += tick;
-        tokio::time::sleep_until(next).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu = cpu_ticks(pid) - cpu0;
-    let emits1 = emits(reqwest::get(&metrics).await?.text().await?);
-    let delivered = frames.load(Ordering::Relaxed) - frames0;
-    let room_emits = emits1 - emits0;
-    let tick_hz = 100.0; // USER_HZ on Linux
-    let cpu_ms = cpu as f64 / tick_hz * 1000.0;
-    let h = lock(&hist);
-    println!(
-        "load: {published} likes in {} s over {} posts; {room_emits} room emits, {delivered} frames delivered",
-        a.secs, a.posts
-    );
-    println!(
-        "latency publish→client (incl. coalescing): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)",
-        h.value_at_quantile(0.5) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-        h.max() as f64 / 1000.0,
-        h.len()
-    );
-    println!(
-        "hub CPU: {cpu_ms:.0} ms total; {:.1} ms per 1,000 room emits; {:.2} ms per 1,000 delivered frames",
-        cpu_ms / (room_emits.max(1) as f64 / 1000.0),
-        cpu_ms / (delivered.max(1) as f64 / 1000.0)
-    );
-    for t in tasks {
-        t.abort();
+    });
+    while let Some(line) = lines.recv().await {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["load", url, rate, secs, hot] => {
+                let result =
+                    load(&a, &shared, url, rate.parse()?, secs.parse()?, hot.parse()?).await?;
+                println!("{result}");
+            }
+            [] => {}
+            other => bail!("unknown command {other:?}"),
+        }
     }
     Ok(())
 }
 
-/// Locks a mutex shared with the socket tasks; a task that panicked leaves data that is still
-/// good enough for a benchmark report.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+/// Likes posts `p_1`…`p_hot` round-robin at `rate` per second for `secs` through the real like
+/// script (each like by a new user, so each raises the count by one), then reports the latency
+/// histogram.
+async fn load(
+    a: &Args,
+    shared: &Shared,
+    url: &str,
+    rate: u64,
+    secs: u64,
+    hot: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let _: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(LIKE.source)
+        .query_async(&mut conn)
+        .await
+        .context("SCRIPT LOAD like")?;
+    lock(&shared.hist).reset();
+    let frames0 = shared.frames.load(Ordering::Relaxed);
+    let tick = Duration::from_millis(10);
+    let per_tick = (rate / 100).max(1);
+    let mut next = tokio::time::Instant::now();
+    let started = Instant::now();
+    // Users continue from earlier loads, so every like is a new (post, user) pair.
+    let base: u64 = lock(&shared.sent).iter().map(|t| t.len() as u64).sum();
+    let hot = hot.clamp(1, a.posts);
+    let mut likes = 0u64;
+    let mut late_ticks = 0u64;
+    while started.elapsed() < Duration::from_secs(secs) {
+        let mut pipe = redis::pipe();
+        {
+            let now = Instant::now();
+            let mut sent = lock(&shared.sent);
+            for _ in 0..per_tick {
+                let p = 1 + likes % hot;
+                likes += 1;
+                if let Some(times) = sent.get_mut(usize::try_from(p)?) {
+                    times.push(now);
+                }
+                let call = LikeCall {
+                    post: PostId::new(p).context("post id")?,
+                    user: UserId::new(base + likes).context("user id")?,
+                    on: true,
+                    ts: "2026-11-28T00:00:00Z".to_owned(),
+                    require_post: false,
+                };
+                pipe.cmd("EVALSHA")
+                    .arg(LIKE.sha1)
+                    .arg(5)
+                    .arg(&call.keys())
+                    .arg(&call.args())
+                    .ignore();
+            }
+        }
+        let _: () = pipe.query_async(&mut conn).await.context("liking")?;
+        next += tick;
+        if tokio::time::Instant::now() > next {
+            late_ticks += 1;
+        }
+        tokio::time::sleep_until(next).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Let the last coalescing windows drain.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let h = lock(&shared.hist);
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Ok(serde_json::json!({
+        "phase": "load",
+        "likes": likes,
+        "hot_posts": hot,
+        "secs": elapsed,
+        "likes_per_sec": likes as f64 / elapsed,
+        "late_ticks": late_ticks,
+        "frames": shared.frames.load(Ordering::Relaxed) - frames0,
+        "samples": h.len(),
+        "p50_ms": ms(0.5),
+        "p99_ms": ms(0.99),
+        "max_ms": h.max() as f64 / 1000.0,
+    }))
 }

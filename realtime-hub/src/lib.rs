@@ -5,6 +5,7 @@
 //! - [`emitter`] + [`coalesce`]: per-post coalescing into `likes:updated` room emits.
 //! - [`handlers`]: `subscribe`/`unsubscribe` with acks carrying current counts.
 //! - [`metrics`]: Prometheus text at `/metrics`; `/healthz` on the same listener.
+//! - [`serve`]: the HTTP/1.1 accept loop, tuned so an idle socket holds no request buffer.
 //!
 //! Every hub subscribes to Redis on its own, so N hubs behind any load balancer all deliver
 //! every change to their own sockets; no sticky sessions are needed for WebSocket clients.
@@ -18,6 +19,7 @@ pub mod handlers;
 pub mod hub;
 pub mod metrics;
 pub mod rate;
+pub mod serve;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,9 +42,10 @@ use hub::{Hub, SharedHub};
 /// Capacity of the bridge → emitter channel; when full the bridge stops reading Pub/Sub.
 const CHANGES_CAPACITY: usize = 16 * 1024;
 
-/// WebSocket read buffer per socket. Clients send little (a subscribe of 500 ids is ~12 KiB,
-/// read in several chunks), and the default 4 KiB cost ~4 KiB of RSS per idle socket.
-const WS_READ_BUFFER_BYTES: usize = 1024;
+/// WebSocket read buffer per socket. Clients send little (pongs; a feed page's subscribe is a
+/// few hundred bytes, the largest, 500 ids, ~12 KiB, is read in chunks and grows the buffer),
+/// and every idle socket pays for the whole buffer: the default 4 KiB was ~4 KiB of RSS each.
+pub const WS_READ_BUFFER_BYTES: usize = 256;
 
 /// State of the plain HTTP routes.
 #[derive(Clone)]
@@ -101,6 +104,9 @@ pub async fn run(
             hub: Arc::clone(&hub),
         })
         .layer(layer)
+        .layer(axum::middleware::map_request(
+            serve::detach_from_read_buffer,
+        ))
         .layer(cors);
 
     let addr = listener.local_addr().ok();
@@ -114,7 +120,7 @@ pub async fn run(
         io_for_close.close().await;
         let _ = closed_tx.send(());
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let server = serve::serve(listener, app, graceful);
     let grace_timer = async {
         if closed_rx.await.is_ok() {
             tokio::time::sleep(grace).await;
@@ -123,7 +129,7 @@ pub async fn run(
         }
     };
     let result = tokio::select! {
-        r = server => r.context("HTTP server failed"),
+        () = server => Ok(()),
         () = grace_timer => {
             tracing::warn!(?grace, "connections still open after the grace period; closing");
             Ok(())

@@ -142,7 +142,8 @@ pub async fn run_stream(shared: Arc<Shared>, stream: String, mut shutdown: watch
         // 3. Commit it, however long PostgreSQL takes to come back.
         let applied = loop {
             let Some(c) = conn.as_mut() else { break None };
-            match apply::apply_batch(&shared.pool, c, &stream, &batch).await {
+            let reader = Some((cfg.group.as_str(), cfg.consumer.as_str()));
+            match apply::apply_batch(&shared.pool, c, &stream, reader, &batch).await {
                 Ok(a) => {
                     shared.health.postgres.store(true, Ordering::Relaxed);
                     break Some(a);

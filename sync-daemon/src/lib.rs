@@ -3,8 +3,9 @@
 //!
 //! Per stream: a consumer group read, batches of up to `batch_max` entries or `batch_wait`,
 //! one transaction per batch that applies the folded like rows, moves counts by the rows that
-//! really changed, upserts users and writes the stream checkpoint; `XACK` only after COMMIT;
-//! entries at or below the checkpoint are skipped. See `apply` and `consumer`.
+//! really changed, upserts users, inserts posts with their images and writes the stream
+//! checkpoint; `XACK` only after COMMIT; entries at or below the checkpoint are skipped. See
+//! `apply` and `consumer`; `rehydrate` goes the other way, PostgreSQL to Redis.
 //!
 //! `main` is a thin CLI over [`run`], which tests call in-process.
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod consumer;
 pub mod migrate;
 pub mod reconcile;
+pub mod rehydrate;
 pub mod trim;
 
 use std::sync::Arc;
@@ -226,8 +228,15 @@ async fn reconcile_loop(
             continue;
         }
         if conn.is_none() {
-            // Its own connection: the repair uses WATCH, which is per connection.
-            conn = shared.redis.get_multiplexed_async_connection().await.ok();
+            // Its own connection: the repair uses WATCH, which is per connection. Rebuilding a
+            // big post's likers is one long MULTI, so replies may take seconds.
+            let cfg = redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(60)));
+            conn = shared
+                .redis
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await
+                .ok();
         }
         let mut retry = Vec::new();
         for post in posts {

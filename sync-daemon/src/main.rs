@@ -75,14 +75,30 @@ enum Command {
     Run,
     /// Apply the migrations and exit.
     Migrate,
+    /// After a Redis loss: rebuild users, posts, feeds, counts, likers and images in Redis from
+    /// PostgreSQL, then exit. Run it before the edge takes traffic again; safe to repeat.
+    Rehydrate,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     service_kit::init_tracing("info");
     let cli = Cli::parse();
-    if let Some(Command::Migrate) = cli.command {
-        return sync_daemon::migrate::migrate(&cli.database_url).await;
+    match cli.command {
+        Some(Command::Migrate) => return sync_daemon::migrate::migrate(&cli.database_url).await,
+        Some(Command::Rehydrate) => {
+            if !cli.no_migrate {
+                sync_daemon::migrate::migrate(&cli.database_url).await?;
+            }
+            let s = sync_daemon::rehydrate::rehydrate(&cli.database_url, &cli.redis_url).await?;
+            println!(
+                "rehydrated in {} ms: {} users, {} posts (+{} counts without a post), {} likes, \
+                 {} recent likers lists, {} image variants",
+                s.millis, s.users, s.posts, s.counts_only, s.likes, s.recent_lists, s.images
+            );
+            return Ok(());
+        }
+        Some(Command::Run) | None => {}
     }
     let mut config = Config::new(cli.redis_url, cli.database_url);
     if !cli.streams.is_empty() {

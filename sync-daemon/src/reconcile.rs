@@ -1,9 +1,10 @@
 //! Reconciliation of recently active posts: Redis's counter vs PostgreSQL's count vs the dedupe
 //! structure's cardinality, compared only when PostgreSQL has applied everything Redis has
 //! streamed for that shard (otherwise they legitimately differ). A wrong Redis counter is
-//! repaired from PostgreSQL (the record) — conditionally, so a like racing the repair wins —
-//! and counted in `sync_repairs_total`; a wrong dedupe structure is logged and counted in
-//! `sync_drift_total` (rebuilding it is `rehydrate`'s job).
+//! repaired from PostgreSQL (the record), and so is a likers structure whose cardinality differs
+//! from the like rows (rebuilt whole with `restore.lua`, the `top` score with it) —
+//! conditionally, so a like racing the repair wins. Each repair is logged and counted in
+//! `sync_repairs_total{kind=count|dedupe}`.
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
@@ -20,8 +21,12 @@ pub enum Outcome {
     Consistent,
     /// The shard's stream is not fully applied yet; try again later.
     NotDrained,
-    /// Redis's counter was repaired from PostgreSQL.
-    RepairedCount { redis: i64, postgres: i64 },
+    /// Redis was repaired from PostgreSQL: the counter (and `top` score) when `count` is
+    /// `(redis, postgres)`, the likers structure when `dedupe` is `(cardinality, rows)`.
+    Repaired {
+        count: Option<(i64, i64)>,
+        dedupe: Option<(i64, i64)>,
+    },
     /// A like raced the repair; try again later.
     Raced,
 }
@@ -87,18 +92,33 @@ pub async fn reconcile_post(
             "PostgreSQL count differs from its rows"
         );
     }
-    if cardinality != pg_rows {
-        metrics::counter!("sync_drift_total", "kind" => "dedupe").increment(1);
-        tracing::error!(
-            post = post.get(),
-            cardinality,
-            pg_rows,
-            "Redis dedupe structure differs from PostgreSQL; run rehydrate"
-        );
-    }
-    if redis_count == pg_count {
+    let count_ok = redis_count == pg_count;
+    let dedupe_ok = cardinality == pg_rows;
+    if count_ok && dedupe_ok {
         return Ok(Outcome::Consistent);
     }
+    let likers: Vec<i64> = if dedupe_ok {
+        Vec::new()
+    } else {
+        metrics::counter!("sync_drift_total", "kind" => "dedupe").increment(1);
+        // EVALSHA inside MULTI cannot fall back to EVAL, so the script is loaded first.
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(scripts::RESTORE.source)
+            .query_async(conn)
+            .await
+            .context("loading restore.lua")?;
+        client
+            .query(
+                "SELECT user_id FROM likes WHERE post_id = $1 ORDER BY user_id",
+                &[&id],
+            )
+            .await
+            .context("reading the post's likers")?
+            .into_iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
     // Repair only if nothing was streamed for the shard since we looked.
     let _: () = redis::cmd("WATCH")
         .arg(&k.stream)
@@ -118,26 +138,42 @@ pub async fn reconcile_post(
         let _: () = redis::cmd("UNWATCH").query_async(conn).await?;
         return Ok(Outcome::Raced);
     }
-    let done: Option<(i64, i64)> = redis::pipe()
-        .atomic()
+    let mut pipe = redis::pipe();
+    pipe.atomic()
         .hset(&k.post, "likes", pg_count)
-        .zadd(&k.top, post.get(), pg_count)
+        .zadd(&k.top, post.get(), pg_count);
+    if !dedupe_ok {
+        pipe.del(&k.likers).ignore();
+        crate::rehydrate::queue_restore(&mut pipe, post, &likers);
+    }
+    let done: Option<redis::Value> = pipe
         .query_async(conn)
         .await
-        .context("repairing the counter")?;
+        .context("repairing Redis from PostgreSQL")?;
     if done.is_none() {
         return Ok(Outcome::Raced);
     }
-    metrics::counter!("sync_repairs_total", "kind" => "count").increment(1);
-    tracing::warn!(
-        post = post.get(),
-        redis = redis_count,
-        postgres = pg_count,
-        "repaired Redis like count from PostgreSQL"
-    );
-    Ok(Outcome::RepairedCount {
-        redis: redis_count,
-        postgres: pg_count,
+    if !count_ok {
+        metrics::counter!("sync_repairs_total", "kind" => "count").increment(1);
+        tracing::warn!(
+            post = post.get(),
+            redis = redis_count,
+            postgres = pg_count,
+            "repaired Redis like count from PostgreSQL"
+        );
+    }
+    if !dedupe_ok {
+        metrics::counter!("sync_repairs_total", "kind" => "dedupe").increment(1);
+        tracing::warn!(
+            post = post.get(),
+            cardinality,
+            postgres = pg_rows,
+            "rebuilt Redis likers structure from PostgreSQL"
+        );
+    }
+    Ok(Outcome::Repaired {
+        count: (!count_ok).then_some((redis_count, pg_count)),
+        dedupe: (!dedupe_ok).then_some((cardinality, pg_rows)),
     })
 }
 

@@ -27,6 +27,7 @@ pub struct TestRedis {
     child: Child,
     port: u16,
     _dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl TestRedis {
@@ -41,19 +42,13 @@ impl TestRedis {
         for _ in 0..5 {
             let port = free_port();
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-            let child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("redis-server could not start ({e}): run `cargo xtask test`, which installs it"));
+            let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+            let child = spawn_redis(port, dir.path(), &extra);
             let mut redis = Self {
                 child,
                 port,
                 _dir: dir,
+                extra,
             };
             if redis.wait_ready(Duration::from_secs(10)) {
                 return redis;
@@ -113,6 +108,58 @@ impl TestRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Starts the server again (after [`TestRedis::kill`], or killing it first) on the same
+    /// port, directory and arguments. Data survives only if it was persisted: start with
+    /// `--appendonly yes --appendfsync always`, or `SAVE` before the kill.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn_redis(self.port, self._dir.path(), &self.extra);
+        assert!(
+            self.wait_ready(Duration::from_secs(10)),
+            "redis-server did not restart on port {}",
+            self.port
+        );
+        // It accepts connections while still loading its data (`LOADING` replies): wait for a
+        // real PONG.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let pong: redis::RedisResult<String> = redis::Client::open(self.url())
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("PING").query(&mut c));
+            if pong.is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server still loading after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn spawn_redis(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
+    Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("redis-server could not start ({e}): run `cargo xtask test`, which installs it")
+        })
 }
 
 impl Drop for TestRedis {

@@ -23,8 +23,12 @@ enum Command {
     Test(cmd::test::Args),
     /// Build the Spin components (release, `component` profile).
     Build,
+    /// Build the web app (Yew, wasm32-unknown-unknown) into yew-app/dist/, served at `/`.
+    BuildApp,
     /// Benchmarks; results go to target/bench/ and are summarised in docs/BENCHMARKS.md.
     Bench(cmd::bench::Args),
+    /// Load lab: a fresh system on free ports under `likes-load` (flags after `load` go to it).
+    Load(cmd::load::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +36,8 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => cmd::up::run(args),
         Command::Test(args) => cmd::test::run(args),
         Command::Build => tools::build_components(false),
+        Command::BuildApp => cmd::app::build().map(drop),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Load(args) => cmd::load::run(args),
     }
 }

@@ -6,7 +6,15 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// Components shipped in spin.toml.
-pub const COMPONENTS: &[&str] = &["session", "likes", "system", "static-app"];
+pub const COMPONENTS: &[&str] = &[
+    "session",
+    "likes",
+    "posts",
+    "feed",
+    "images",
+    "system",
+    "static-app",
+];
 /// Components that only tests load.
 pub const TEST_COMPONENTS: &[&str] = &["fault"];
 

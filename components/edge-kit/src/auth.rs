@@ -9,12 +9,25 @@ use crate::EdgeError;
 /// A present but invalid token is an error even on routes where auth is optional, so a client
 /// with a stale token learns it instead of silently becoming anonymous.
 pub fn optional(req: &Request, secret: &[u8], now: u64) -> Result<Option<Claims>, EdgeError> {
-    let Some(value) = req.header("authorization") else {
+    from_header(
+        req.header("authorization").map(|v| v.as_bytes()),
+        secret,
+        now,
+    )
+}
+
+/// [`optional`] from the raw `Authorization` header value, for handlers that stream the body
+/// and so never build a [`Request`].
+pub fn from_header(
+    value: Option<&[u8]>,
+    secret: &[u8],
+    now: u64,
+) -> Result<Option<Claims>, EdgeError> {
+    let Some(value) = value else {
         return Ok(None);
     };
-    let value = value
-        .as_str()
-        .ok_or_else(|| EdgeError::Unauthorized("the Authorization header is not text".into()))?;
+    let value = std::str::from_utf8(value)
+        .map_err(|_| EdgeError::Unauthorized("the Authorization header is not text".into()))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))

@@ -14,8 +14,17 @@ pub enum EdgeError {
     NotFound(String),
     #[error("{method} is not allowed here")]
     MethodNotAllowed { method: String, allow: &'static str },
+    #[error("the body is over the limit of {0} bytes")]
+    PayloadTooLarge(u64),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("Redis is unreachable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -30,11 +39,24 @@ impl EdgeError {
             Self::Unauthorized(d) => Problem::unauthorized(d.clone()),
             Self::NotFound(d) => Problem::not_found(d.clone()),
             Self::MethodNotAllowed { .. } => Problem::method_not_allowed(self.to_string()),
+            Self::PayloadTooLarge(limit) => Problem::payload_too_large(*limit),
+            Self::UnsupportedMediaType(d) => Problem::unsupported_media_type(d.clone()),
             Self::Unprocessable(d) => Problem::unprocessable(d.clone()),
+            Self::TooManyRequests { detail, .. } => Problem::too_many_requests(detail.clone()),
             Self::Unavailable(_) => {
                 Problem::unavailable("the data store is unreachable; try again shortly")
             }
             Self::Internal(_) => Problem::internal(),
+        }
+    }
+
+    /// The `Retry-After` header value (seconds) for a 429.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 

@@ -42,6 +42,17 @@ impl Redis {
         }
     }
 
+    /// Runs a command whose arguments are raw bytes (image data).
+    pub fn cmd_bytes(&self, command: &str, args: &[&[u8]]) -> Result<Vec<RedisResult>, EdgeError> {
+        let params: Vec<_> = args
+            .iter()
+            .map(|a| RedisParameter::Binary(a.to_vec()))
+            .collect();
+        self.0
+            .execute(command, &params)
+            .map_err(|e| unavailable(command, e))
+    }
+
     /// Runs a plain command.
     pub fn cmd(&self, command: &str, args: &[Arg<'_>]) -> Result<Vec<RedisResult>, EdgeError> {
         let params: Vec<_> = args.iter().map(Arg::param).collect();

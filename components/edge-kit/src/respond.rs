@@ -33,6 +33,9 @@ pub fn error(err: &EdgeError) -> Response {
     if let Some(allow) = err.allow() {
         builder.header("allow", allow);
     }
+    if let Some(secs) = err.retry_after() {
+        builder.header("retry-after", secs.to_string());
+    }
     builder.body(problem.to_json()).build()
 }
 

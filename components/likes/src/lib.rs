@@ -15,9 +15,9 @@ use likes_core::{PostId, UserId, scripts, time};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
-/// Whether a like on a post that was never created is refused with 404. Posts arrive with the
-/// upload component; until then any post id can be liked.
-const REQUIRE_POST: bool = false;
+/// A like on a post that was never created is a 404 (the script checks, atomically with the
+/// like, so a post cannot vanish between the check and the write).
+const REQUIRE_POST: bool = true;
 
 #[http_component]
 fn handle(req: Request) -> Response {

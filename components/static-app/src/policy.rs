@@ -57,6 +57,11 @@ fn percent_decode(s: &str) -> Option<String> {
 /// A path without a file extension in its last segment is an app route (`/p/42`), served the
 /// app shell; a missing `app.js` is a real 404.
 pub fn is_app_route(relative: &str) -> bool {
+    // `/api/…` belongs to the API: a path there that no component claims is a 404, never the
+    // app shell (a client must not mistake HTML for an API answer).
+    if relative == "api" || relative.starts_with("api/") {
+        return false;
+    }
     let last = relative.rsplit('/').next().unwrap_or("");
     !last.contains('.')
 }

@@ -23,6 +23,7 @@ fn route(req: &Request) -> Result<Response, EdgeError> {
             200,
             &ClientConfig {
                 realtime_url: edge_kit::var("realtime_url")?,
+                lab_url: Some(edge_kit::var("lab_url")?).filter(|u| !u.trim().is_empty()),
             },
         )),
         (_, "/api/config") => Err(respond::not_allowed(req, "GET")),

@@ -12,19 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::TestRedis;
 
-use crate::support::{TEST_SECRET, TestEdge};
-
-async fn sign_in(edge: &TestEdge, name: &str) -> SessionResponse {
-    let resp = edge
-        .client()
-        .post(edge.url("/api/session"))
-        .json(&json!({ "name": name }))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    resp.json().await.expect("session body")
-}
+use crate::support::{TEST_SECRET, TestEdge, assert_problem, seed_posts, sign_in};
 
 async fn like(edge: &TestEdge, token: &str, post: &str, on: bool) -> reqwest::Response {
     let url = edge.url(&format!("/api/posts/{post}/like"));
@@ -40,25 +28,6 @@ async fn like_ok(edge: &TestEdge, token: &str, post: &str, on: bool) -> LikeResp
     let resp = like(edge, token, post, on).await;
     assert_eq!(resp.status(), StatusCode::OK);
     resp.json().await.expect("like body")
-}
-
-/// Asserts a problem+json response with `status`, returning its body.
-async fn assert_problem(resp: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(resp.status(), status);
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    assert_eq!(ct, "application/problem+json");
-    let body: Value = resp.json().await.expect("problem body");
-    assert_eq!(body["status"], status.as_u16());
-    assert!(
-        body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(),
-        "{body}"
-    );
-    body
 }
 
 #[tokio::test]
@@ -173,6 +142,7 @@ async fn likes_are_idempotent_and_unlike_undoes_them() {
     let redis = TestRedis::start();
     let edge = TestEdge::start_app(&redis).await;
     let ann = sign_in(&edge, "ann").await;
+    seed_posts(&edge, &ann.token, 1).await;
     assert_eq!(
         like_ok(&edge, &ann.token, "p_1", true).await,
         LikeResponse {
@@ -191,11 +161,24 @@ async fn likes_are_idempotent_and_unlike_undoes_them() {
         }
     );
     assert_eq!(like_ok(&edge, &ann.token, "p_1", false).await.likes, 0);
-    assert_problem(
-        like(&edge, &ann.token, "p_zz", true).await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    for unknown in ["p_zz", "p_2", "p_0"] {
+        let body = assert_problem(
+            like(&edge, &ann.token, unknown, true).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert!(
+            body["detail"].as_str().unwrap_or("").contains(unknown),
+            "{body}"
+        );
+    }
+    let stray: Option<i64> = redis
+        .async_conn()
+        .await
+        .hget(PostKeys::new(post(2)).post, "likes")
+        .await
+        .expect("hget");
+    assert_eq!(stray, None, "a like on an unknown post writes nothing");
     let resp = edge
         .client()
         .post(edge.url("/api/posts/p_1/like"))
@@ -211,6 +194,7 @@ async fn a_thousand_concurrent_likes_by_one_user_count_once() {
     let redis = TestRedis::start();
     let edge = TestEdge::start_app(&redis).await;
     let ann = sign_in(&edge, "ann").await;
+    seed_posts(&edge, &ann.token, 7).await;
     let results: Vec<LikeResponse> = futures::stream::iter(0..1000)
         .map(|_| like_ok(&edge, &ann.token, "p_7", true))
         .buffer_unordered(200)
@@ -222,7 +206,10 @@ async fn a_thousand_concurrent_likes_by_one_user_count_once() {
         .xlen(PostKeys::new(post(7)).stream)
         .await
         .expect("xlen");
-    assert_eq!(entries, 1, "one state change, one stream entry");
+    assert_eq!(
+        entries, 2,
+        "the post's creation, then one state change = one stream entry"
+    );
 }
 
 #[tokio::test]
@@ -230,6 +217,8 @@ async fn a_thousand_distinct_users_concurrently_count_a_thousand() {
     let redis = TestRedis::start();
     let edge = TestEdge::start_app(&redis).await;
     let edge_ref = &edge;
+    let author = sign_in(&edge, "author").await;
+    seed_posts(&edge, &author.token, 3).await;
     let users: Vec<SessionResponse> = futures::stream::iter(0..1000)
         .map(|i| async move { sign_in(edge_ref, &format!("user{i}")).await })
         .buffer_unordered(100)
@@ -263,6 +252,7 @@ async fn stream_entries_and_messages_match_state_changes_exactly() {
     let edge = TestEdge::start_app(&redis).await;
     let ann = sign_in(&edge, "ann").await;
     let bob = sign_in(&edge, "bob").await;
+    seed_posts(&edge, &ann.token, 5).await;
     let client = redis::Client::open(redis.url()).expect("url");
     let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
     pubsub
@@ -321,6 +311,8 @@ async fn stream_entries_and_messages_match_state_changes_exactly() {
                 .collect();
             likes_core::events::StreamEvent::decode(&fields).expect("v1 entry")
         })
+        // The shard's stream also carries the post's creation.
+        .filter(|e| !matches!(e, likes_core::events::StreamEvent::Post(_)))
         .collect();
     assert_eq!(decoded.len(), changes.len());
     for (event, (who, on, count, _)) in decoded.iter().zip(&changes) {
@@ -340,6 +332,8 @@ async fn stream_entries_and_messages_match_state_changes_exactly() {
 async fn likers_pages_list_every_liker_exactly_once() {
     let redis = TestRedis::start();
     let edge = TestEdge::start_app(&redis).await;
+    let author = sign_in(&edge, "author").await;
+    seed_posts(&edge, &author.token, 9).await;
     let mut users = Vec::new();
     for i in 0..120 {
         users.push(sign_in(&edge, &format!("liker{i}")).await);
@@ -408,6 +402,7 @@ async fn scripts_survive_a_flushed_script_cache() {
     let redis = TestRedis::start();
     let edge = TestEdge::start_app(&redis).await;
     let ann = sign_in(&edge, "ann").await;
+    seed_posts(&edge, &ann.token, 2).await;
     assert_eq!(like_ok(&edge, &ann.token, "p_2", true).await.likes, 1);
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")

@@ -2,5 +2,6 @@
 
 mod api;
 mod host;
+mod posts;
 mod static_app;
 mod support;

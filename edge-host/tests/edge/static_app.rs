@@ -92,13 +92,16 @@ async fn app_routes_get_the_shell_and_missing_assets_are_404() {
             "{route} serves index.html"
         );
     }
-    let resp = edge
-        .client()
-        .get(edge.url("/assets/missing.js"))
-        .send()
-        .await
-        .expect("send");
-    crate::support::expect_problem(resp, 404).await;
+    // Missing assets, and API paths no component claims, are 404s rather than the shell.
+    for missing in ["/assets/missing.js", "/api", "/api/", "/api/nope/deeper"] {
+        let resp = edge
+            .client()
+            .get(edge.url(missing))
+            .send()
+            .await
+            .expect("send");
+        crate::support::expect_problem(resp, 404).await;
+    }
     let resp = edge
         .client()
         .post(edge.url("/"))

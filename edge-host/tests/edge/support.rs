@@ -223,3 +223,85 @@ pub async fn expect_problem(response: reqwest::Response, status: u16) -> serde_j
     assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
     body
 }
+
+/// Signs in a new user called `name` through `POST /api/session`.
+pub async fn sign_in(edge: &TestEdge, name: &str) -> likes_core::api::SessionResponse {
+    let resp = edge
+        .client()
+        .post(edge.url("/api/session"))
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
+    resp.json().await.expect("session body")
+}
+
+/// Asserts a problem+json response with `status`, returning its body.
+pub async fn assert_problem(
+    resp: reqwest::Response,
+    status: reqwest::StatusCode,
+) -> serde_json::Value {
+    assert_eq!(resp.status(), status);
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: serde_json::Value = resp.json().await.expect("problem body");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(
+        body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+/// `POST /api/posts` with `image` as the `image` part (filename `photo.jpg`, whatever the bytes
+/// are) and an optional caption.
+pub async fn upload(
+    edge: &TestEdge,
+    token: &str,
+    image: Vec<u8>,
+    caption: Option<&str>,
+) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(image)
+        .file_name("photo.jpg")
+        .mime_str("image/jpeg")
+        .expect("mime");
+    let mut form = reqwest::multipart::Form::new().part("image", part);
+    if let Some(caption) = caption {
+        form = form.text("caption", caption.to_owned());
+    }
+    edge.client()
+        .post(edge.url("/api/posts"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("send upload")
+}
+
+/// A small JPEG, different for each `seed` (so each post has its own image id).
+pub fn small_jpeg(seed: u32) -> Vec<u8> {
+    use likes_images::samples::{encode, gradient};
+    encode(&gradient(64 + seed % 64, 48), image::ImageFormat::Jpeg)
+}
+
+/// Uploads a post and returns it.
+pub async fn new_post(edge: &TestEdge, token: &str, seed: u32) -> likes_core::api::Post {
+    let resp = upload(edge, token, small_jpeg(seed), Some(&format!("post {seed}"))).await;
+    assert_eq!(resp.status(), reqwest::StatusCode::CREATED, "upload");
+    resp.json().await.expect("post body")
+}
+
+/// Creates `n` posts through the API; in a fresh Redis they are `p_1` to `p_n`.
+pub async fn seed_posts(edge: &TestEdge, token: &str, n: u32) -> Vec<likes_core::api::Post> {
+    let mut posts = Vec::new();
+    for seed in 0..n {
+        posts.push(new_post(edge, token, seed).await);
+    }
+    posts
+}

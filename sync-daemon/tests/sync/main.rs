@@ -6,4 +6,7 @@ mod bench;
 mod crash;
 mod exactly_once;
 mod outage;
+mod posts;
+mod rehydrate;
 mod support;
+mod through_edge;

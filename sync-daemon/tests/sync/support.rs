@@ -17,6 +17,11 @@ pub struct Env {
 
 impl Env {
     pub fn start() -> Self {
+        Self::start_with_redis(&[])
+    }
+
+    /// Like [`Env::start`], with extra `redis-server` arguments (e.g. persistence).
+    pub fn start_with_redis(redis_args: &[&str]) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -25,7 +30,7 @@ impl Env {
             .with_test_writer()
             .try_init();
         Self {
-            redis: TestRedis::start(),
+            redis: TestRedis::start_with(redis_args),
             pg: TestPostgres::start(),
         }
     }
@@ -296,4 +301,85 @@ pub fn spawn_binary(env: &Env, extra: &[&str]) -> std::process::Child {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawning target/release/sync-daemon")
+}
+
+/// An image run through the real upload pipeline: `w`×`h` pixels of a pattern seeded by `seed`.
+pub fn make_image(w: u32, h: u32, seed: u8) -> likes_images::Processed {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x as u8).wrapping_mul(seed),
+            (y as u8).wrapping_add(seed),
+            seed,
+        ])
+    });
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("encoding a PNG");
+    likes_images::process(&png, &likes_images::Limits::default()).expect("pipeline")
+}
+
+/// Stores an image's variants under `img:<id>` the way the upload path does.
+pub async fn store_image(conn: &mut MultiplexedConnection, img: &likes_images::Processed) {
+    use likes_core::keys::image_field as f;
+    let _: () = redis::cmd("HSET")
+        .arg(keys::image_key(img.image_id()))
+        .arg(f::FULL)
+        .arg(&img.full.bytes)
+        .arg(f::FULL_ETAG)
+        .arg(&img.full.hash)
+        .arg(f::THUMB)
+        .arg(&img.thumb.bytes)
+        .arg(f::THUMB_ETAG)
+        .arg(&img.thumb.hash)
+        .query_async(conn)
+        .await
+        .expect("HSET image");
+}
+
+/// Creates a post through the production post script (ids from `{posts}:seq`, as the edge
+/// allocates them). Returns the new post id.
+pub async fn create_post(
+    conn: &mut MultiplexedConnection,
+    author: &likes_core::api::User,
+    caption: &str,
+    image: &str,
+    width: u32,
+    height: u32,
+) -> u64 {
+    let id: u64 = redis::cmd("INCR")
+        .arg(keys::POST_SEQ)
+        .query_async(conn)
+        .await
+        .expect("INCR");
+    let created_at = likes_core::time::rfc3339_ms(now_ms());
+    let call = scripts::PostCall {
+        post: PostId::new(id).expect("nonzero"),
+        author,
+        caption,
+        image,
+        width,
+        height,
+        created_at: &created_at,
+    };
+    let script = redis::Script::new(scripts::POST.source);
+    let mut inv = script.prepare_invoke();
+    for k in call.keys() {
+        inv.key(k);
+    }
+    for a in call.args() {
+        inv.arg(a);
+    }
+    let created: i64 = inv.invoke_async(conn).await.expect("post script");
+    assert_eq!(created, 1, "post {id} created");
+    id
+}
+
+/// A user created through the session script, as the API names it.
+pub async fn api_user(conn: &mut MultiplexedConnection, name: &str) -> likes_core::api::User {
+    let id = create_user(conn, name).await;
+    likes_core::api::User {
+        id: UserId::new(id).expect("nonzero"),
+        name: name.to_owned(),
+    }
 }

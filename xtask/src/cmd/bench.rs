@@ -35,7 +35,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what.as_str() {
         "likes" => likes(&args),
         "memory" => memory(&args),
-        other => bail!("unknown benchmark `{other}` (try `likes` or `memory`)"),
+        "upload" => upload(),
+        "realtime" => super::bench_realtime::run(args.seconds),
+        "sync" => super::bench_sync::run(args.likes),
+        other => bail!(
+            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync` or `realtime`)"
+        ),
     }
 }
 
@@ -70,10 +75,81 @@ fn start_redis() -> anyhow::Result<(Service, String, u16)> {
     Ok((svc, format!("redis://127.0.0.1:{port}"), port))
 }
 
+/// The edge host with the real manifest against the Redis on `redis_port`; `variables` are
+/// extra `SPIN_VARIABLE_*` overrides. Returns the service and its `host:port`.
+fn start_edge(redis_port: u16, variables: &[(&str, &str)]) -> anyhow::Result<(Service, String)> {
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let admin = format!("127.0.0.1:{}", free_port()?);
+    let redis_host = format!("127.0.0.1:{redis_port}");
+    let variables: Vec<(String, String)> = variables
+        .iter()
+        .map(|(k, v)| {
+            (
+                format!("SPIN_VARIABLE_{}", k.to_uppercase()),
+                (*v).to_owned(),
+            )
+        })
+        .collect();
+    let edge = Service::start("edge-host", {
+        let addr = addr.clone();
+        move || {
+            let mut c = Command::new(tools::release_bin("edge-host"));
+            c.arg("--manifest").arg(root().join("spin.toml")).args([
+                "--listen",
+                &addr,
+                "--admin-listen",
+                &admin,
+            ]);
+            c.env("SPIN_VARIABLE_SESSION_SECRET", SECRET)
+                .env("SPIN_VARIABLE_REDIS_HOST", &redis_host)
+                .envs(variables.iter().map(|(k, v)| (k, v)))
+                .env("RUST_LOG", "warn");
+            c
+        }
+    })?;
+    proc::wait_for_port(&addr, Duration::from_secs(120))?;
+    Ok((edge, addr))
+}
+
+/// `cargo xtask bench upload`: a 12 MP JPEG through the wasm upload component, end to end, next
+/// to the same pipeline natively.
+fn upload() -> anyhow::Result<()> {
+    tools::build_components(false)?;
+    tools::build_native(&["edge-host", "likes-bench"])?;
+    let (_redis, _, redis_port) = start_redis()?;
+    let (_edge, addr) = start_edge(redis_port, &[("uploads_per_minute", "100000")])?;
+    let row = measure(bench_bin().args([
+        "upload", "--addr", &addr, "--secret", SECRET, "--runs", "15",
+    ]))?;
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("upload.json"), serde_json::to_string_pretty(&row)?)?;
+    let f = |k: &str| row[k].as_f64().unwrap_or(f64::NAN);
+    println!("| 12 MP JPEG upload | p50 ms | p90 ms |");
+    println!("|---|---|---|");
+    println!(
+        "| edge (wasm component, end to end) | {:.0} | {:.0} |",
+        f("edge_p50_ms"),
+        f("edge_p90_ms")
+    );
+    println!(
+        "| native pipeline (`likes_images::process`) | {:.0} | {:.0} |",
+        f("native_p50_ms"),
+        f("native_p90_ms")
+    );
+    println!(
+        "| ratio edge / native (p50) | {:.2} | |",
+        f("edge_over_native_p50")
+    );
+    Ok(())
+}
+
 fn likes(args: &Args) -> anyhow::Result<()> {
     tools::build_components(false)?;
     tools::build_native(&["edge-host", "likes-bench"])?;
     let (redis, redis_url, redis_port) = start_redis()?;
+    measure(bench_bin().args(["seed", "--redis", &redis_url]))?;
     let mut rows = Vec::new();
 
     let drive = |target: &str, addr: &str, pid: u32, conns: usize, offset: u64| {
@@ -97,27 +173,7 @@ fn likes(args: &Args) -> anyhow::Result<()> {
 
     // 1. The wasm edge host with the real manifest and components.
     {
-        let port = free_port()?;
-        let addr = format!("127.0.0.1:{port}");
-        let admin = format!("127.0.0.1:{}", free_port()?);
-        let redis_host = format!("127.0.0.1:{redis_port}");
-        let edge = Service::start("edge-host", {
-            let addr = addr.clone();
-            move || {
-                let mut c = Command::new(tools::release_bin("edge-host"));
-                c.arg("--manifest").arg(root().join("spin.toml")).args([
-                    "--listen",
-                    &addr,
-                    "--admin-listen",
-                    &admin,
-                ]);
-                c.env("SPIN_VARIABLE_SESSION_SECRET", SECRET)
-                    .env("SPIN_VARIABLE_REDIS_HOST", &redis_host)
-                    .env("RUST_LOG", "warn");
-                c
-            }
-        })?;
-        proc::wait_for_port(&addr, Duration::from_secs(120))?;
+        let (edge, addr) = start_edge(redis_port, &[])?;
         for (i, &c) in args.connections.iter().enumerate() {
             rows.push(drive(
                 "edge (wasm)",

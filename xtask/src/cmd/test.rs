@@ -37,6 +37,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             wasm.args(["-p", c]);
         }
         tools::run(wasm.args(["--", "-D", "warnings"]))?;
+        // The web app: its browser code for the browser target, its pure modules and tests
+        // natively (it is not a default member, so the workspace clippy above skips it).
+        tools::run(cargo().args([
+            "clippy",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "yew-app",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        tools::run(cargo().args([
+            "clippy",
+            "--release",
+            "--all-targets",
+            "-p",
+            "yew-app",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
     }
     // The core crate must build for the browser too (the app reuses it).
     tools::run(cargo().args([
@@ -48,5 +71,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "likes-core",
     ]))?;
     tools::build_components(true)?;
-    tools::run(cargo().args(["test", "--release"]))
+    // The edge serves the built app at `/` (spin.toml), so it exists before any test starts.
+    crate::cmd::app::build()?;
+    // The hub's edge tests run the real edge-host binary: build it before any test starts.
+    tools::build_native(&["edge-host"])?;
+    tools::run(cargo().args(["test", "--release"]))?;
+    // The app's unit tests and its end-to-end test in headless Chromium, which drives the
+    // real edge host, realtime hub and load lab binaries built by the run above.
+    crate::cmd::app::ensure_chromium()?;
+    tools::build_native(&["edge-host", "realtime-hub", "load-lab"])?;
+    tools::run(cargo().args(["test", "--release", "-p", "yew-app"]))
 }

@@ -1,5 +1,5 @@
 //! `cargo xtask up`: Redis on 127.0.0.1:6380 (AOF on), PostgreSQL on 5433 (data under
-//! target/dev/), the sync daemon, the realtime hub on 3001, and the edge on 127.0.0.1:3000; every process is supervised
+//! target/dev/), the sync daemon, the realtime hub on 3001, the load lab on 3004 (enabled), and the edge on 127.0.0.1:3000; every process is supervised
 //! (restarted with backoff when it dies) until Ctrl-C, then stopped in reverse order.
 
 use std::process::Command;
@@ -19,6 +19,8 @@ pub const REDIS_PORT: u16 = 6380;
 pub const POSTGRES_PORT: u16 = 5433;
 pub const SYNC_ADMIN_ADDR: &str = "127.0.0.1:3003";
 pub const HUB_ADDR: &str = "127.0.0.1:3001";
+/// The load lab's control endpoint (the app's Load lab page), enabled in development only.
+pub const LAB_ADDR: &str = "127.0.0.1:3004";
 /// Session secret for local development only; `LIKES_SESSION_SECRET` overrides it.
 pub const DEV_SECRET: &str = "dev-only-session-secret-change-me";
 
@@ -33,12 +35,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tools::ensure_redis()?;
     let pg_bin = tools::ensure_postgres()?;
     tools::build_components(false)?;
+    crate::cmd::app::build()?;
     if args.spin && !tools::on_path("spin") {
         bail!(
             "`spin` is not on PATH: install Spin 4 (https://spinframework.dev/install) or run without --spin"
         );
     }
-    let mut native = vec!["sync-daemon", "realtime-hub"];
+    let mut native = vec!["sync-daemon", "realtime-hub", "load-lab"];
     if !args.spin {
         native.push("edge-host");
     }
@@ -79,6 +82,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         c
     })?;
     let secret = std::env::var("LIKES_SESSION_SECRET").unwrap_or_else(|_| DEV_SECRET.to_owned());
+    let lab = Service::start("load-lab", {
+        let (database_url, secret) = (database_url.clone(), secret.clone());
+        move || {
+            let mut c = Command::new(tools::release_bin("load-lab"));
+            c.args(["--listen", LAB_ADDR, "--enable-lab"])
+                .args(["--edge", &format!("http://{EDGE_ADDR}")])
+                .args(["--hub", &format!("http://{HUB_ADDR}")])
+                .args(["--redis", &format!("redis://127.0.0.1:{REDIS_PORT}")])
+                .args(["--database-url", &database_url])
+                .args([
+                    "--sync-metrics",
+                    &format!("http://{SYNC_ADMIN_ADDR}/metrics"),
+                ])
+                .args(["--token-secret", &secret]);
+            c
+        }
+    })?;
     let manifest = root().join("spin.toml");
     let edge = if args.spin {
         Service::start("spin", move || {
@@ -91,6 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "SPIN_VARIABLE_REDIS_HOST",
                 format!("127.0.0.1:{REDIS_PORT}"),
             );
+            c.env("SPIN_VARIABLE_LAB_URL", format!("http://{LAB_ADDR}"));
             c
         })?
     } else {
@@ -106,6 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "SPIN_VARIABLE_REDIS_HOST",
                 format!("127.0.0.1:{REDIS_PORT}"),
             );
+            c.env("SPIN_VARIABLE_LAB_URL", format!("http://{LAB_ADDR}"));
             c
         })?
     };
@@ -120,10 +142,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("  postgresql   {database_url}  (data in target/dev/postgres)");
     println!("  realtime hub http://{HUB_ADDR}  (Socket.IO; /metrics, /healthz)");
     println!("  sync daemon  http://{SYNC_ADMIN_ADDR}/metrics");
+    println!("  load lab     http://{LAB_ADDR}  (the app's /lab page; Socket.IO, /healthz)");
     println!("  Ctrl-C stops everything.");
     println!();
 
-    let mut services = vec![redis, postgres, sync, hub, edge];
+    let mut services = vec![redis, postgres, sync, hub, lab, edge];
     while !stop.load(Ordering::SeqCst) {
         for s in &mut services {
             s.supervise()?;

@@ -1,5 +1,5 @@
-//! Images generated in the tests themselves: no binary fixtures.
-#![allow(dead_code)]
+//! Sample images generated in code, for this crate's tests and for the edge's upload tests (no
+//! binary fixtures). Behind the `samples` feature so production builds never carry them.
 
 use std::io::Cursor;
 
@@ -40,6 +40,7 @@ pub fn half_transparent(width: u32, height: u32) -> DynamicImage {
     DynamicImage::ImageRgba8(img)
 }
 
+/// `img` encoded as `format`, in memory.
 pub fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, format).expect("encode test image");

@@ -1,0 +1,110 @@
+//! Reading posts: `GET /api/feed?sort=new|top&limit&cursor` and `GET /api/posts/{id}`.
+//!
+//! A page is two Redis round trips whatever its size: one call of the core crate's `feed`
+//! script (indexes, records, counts, `liked_by_me`, recent likers' ids) and one `HMGET` for the
+//! recent likers' names.
+
+// `#[http_component]` expands to the unsafe export glue of the wasi:http handler.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+
+use edge_kit::redis::{Arg, Redis, text_at};
+use edge_kit::{EdgeError, auth, respond};
+use likes_core::api::{FeedCursor, FeedPage, FeedQuery};
+use likes_core::scripts::{self, FeedCall, FeedReply};
+use likes_core::{PostId, UserId, keys};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    respond::finish(route(&req))
+}
+
+fn route(req: &Request) -> Result<Response, EdgeError> {
+    match respond::segments(req).as_slice() {
+        ["api", "feed"] => match req.method() {
+            Method::Get => feed(req),
+            _ => Err(respond::not_allowed(req, "GET")),
+        },
+        ["api", "posts", id] => {
+            let post: PostId = id.parse().map_err(|_| not_found(id))?;
+            match req.method() {
+                Method::Get => one(req, post),
+                _ => Err(respond::not_allowed(req, "GET")),
+            }
+        }
+        _ => Err(EdgeError::NotFound("no such route".into())),
+    }
+}
+
+fn not_found(id: &str) -> EdgeError {
+    EdgeError::NotFound(format!(
+        "there is no post `{}`",
+        id.chars().take(64).collect::<String>()
+    ))
+}
+
+/// The caller, if signed in; a present but invalid token is a 401.
+fn viewer(req: &Request) -> Result<Option<UserId>, EdgeError> {
+    let secret = edge_kit::var("session_secret")?;
+    Ok(auth::optional(req, secret.as_bytes(), edge_kit::now().0)?.map(|c| c.sub))
+}
+
+fn feed(req: &Request) -> Result<Response, EdgeError> {
+    let query = FeedQuery::parse(req.query()).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
+    let sort = query.sort;
+    let viewer = viewer(req)?;
+    let (reply, names) = load(&FeedCall::Page(query), viewer)?;
+    let next_cursor = FeedCursor::encode(sort, &reply.next);
+    let posts = reply
+        .posts
+        .into_iter()
+        .map(|p| p.into_post(&|u| names.get(&u).cloned()))
+        .collect();
+    Ok(respond::json(200, &FeedPage { posts, next_cursor }))
+}
+
+fn one(req: &Request, post: PostId) -> Result<Response, EdgeError> {
+    let viewer = viewer(req)?;
+    let (reply, names) = load(&FeedCall::One(post), viewer)?;
+    let post = reply
+        .posts
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_found(&post.to_string()))?;
+    Ok(respond::json(
+        200,
+        &post.into_post(&|u| names.get(&u).cloned()),
+    ))
+}
+
+/// Runs the feed script, then names the recent likers it returned.
+fn load(
+    call: &FeedCall,
+    viewer: Option<UserId>,
+) -> Result<(FeedReply, HashMap<UserId, String>), EdgeError> {
+    let redis = Redis::open()?;
+    let (keys, args) = (call.keys(), call.args(viewer));
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let args: Vec<Arg<'_>> = args.iter().map(|a| Arg::Str(a)).collect();
+    let raw = redis.eval(&scripts::FEED, &keys, &args)?;
+    let items: Vec<Option<String>> = (0..raw.len()).map(|i| text_at(&raw, i)).collect();
+    let reply = FeedReply::decode(&items)
+        .map_err(|e| EdgeError::Internal(anyhow::anyhow!("feed script: {e}")))?;
+    let ids = reply.recent_likers();
+    let mut names = HashMap::with_capacity(ids.len());
+    if !ids.is_empty() {
+        let fields: Vec<String> = ids.iter().map(|u| keys::user_field(*u)).collect();
+        let mut args = vec![Arg::Str(keys::USER_NAMES)];
+        args.extend(fields.iter().map(|f| Arg::Str(f)));
+        let found = redis.cmd("HMGET", &args)?;
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(name) = text_at(&found, i) {
+                names.insert(*id, name);
+            }
+        }
+    }
+    Ok((reply, names))
+}

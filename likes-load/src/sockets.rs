@@ -1,0 +1,400 @@
+//! Socket.IO v4 clients, as light as they can be (thousands per process): raw Engine.IO
+//! WebSocket frames over tungstenite with small buffers, one task each. Frames: `0{…}` open,
+//! `2`/`3` ping/pong, `40` connect, `42[…]` event, `42<id>[…]` emit wanting an ack, `43<id>[…]`
+//! ack. Each socket subscribes to some posts and reports every `likes:updated` to [`Delivery`].
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use likes_core::PostId;
+use likes_core::api::realtime::{LIKES_UPDATED, LikesUpdated, SUBSCRIBE};
+use tokio::net::TcpSocket;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_tungstenite::client_async_with_config;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::stats::{histogram, lock};
+
+/// Loopback source ports (28K per source address, fewer with TIME_WAIT leftovers) run out:
+/// spread over 127.0.0.x.
+const SOCKETS_PER_SOURCE: u64 = 10_000;
+/// Handshakes in flight at once while connecting.
+const CONNECT_CONCURRENCY: usize = 256;
+
+/// Like → `likes:updated` delivery latency, measured at the sockets.
+///
+/// Every answered like/unlike records "post P reached count C by a request meant for T"; a
+/// socket that receives `likes:updated {P, C}` at R is matched with the latest such request
+/// meant at or before R, and `R - T` is recorded: from when the change was meant to be sent to
+/// when a viewer saw it, coalescing window included. Counts repeat under unlikes, and a frame
+/// can beat the HTTP answer that reports its count, so frames are matched only once they are
+/// [`SETTLE`] old (every answer of that time is in by then) and at the end.
+pub struct Delivery {
+    start: Instant,
+    index: HashMap<PostId, usize>,
+    posts: Vec<Mutex<PostLog>>,
+    hist: Mutex<Histogram<u64>>,
+    frames: AtomicU64,
+    unmatched: AtomicU64,
+}
+
+/// How old a frame must be before it is matched.
+pub const SETTLE: Duration = Duration::from_secs(3);
+
+#[derive(Default)]
+struct PostLog {
+    /// count → intended send times (ns since start) of the requests that produced it.
+    sends: HashMap<u64, Vec<u64>>,
+    /// (count, received at ns since start), not matched yet.
+    frames: Vec<(u64, u64)>,
+}
+
+impl Delivery {
+    /// A tracker for `posts`, in the generator's post order.
+    pub fn new(posts: &[PostId]) -> Self {
+        Self {
+            start: Instant::now(),
+            index: posts.iter().enumerate().map(|(i, p)| (*p, i)).collect(),
+            posts: posts.iter().map(|_| Mutex::default()).collect(),
+            hist: Mutex::new(histogram()),
+            frames: AtomicU64::new(0),
+            unmatched: AtomicU64::new(0),
+        }
+    }
+
+    fn ns(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.start).as_nanos() as u64
+    }
+
+    /// Post `post` (generator index) reached `likes` through a request meant for `intended`.
+    pub fn sent(&self, post: usize, likes: u64, intended: Instant) {
+        let t = self.ns(intended);
+        if let Some(m) = self.posts.get(post) {
+            lock(m).sends.entry(likes).or_default().push(t);
+        }
+    }
+
+    /// A socket received `likes:updated` at `at`.
+    pub fn received(&self, update: &LikesUpdated, at: Instant) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        let Some(&post) = self.index.get(&update.post_id) else {
+            self.unmatched.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let t = self.ns(at);
+        lock(&self.posts[post]).frames.push((update.likes, t));
+    }
+
+    /// Matches frames received before `upto` (all of them when `None`).
+    pub fn settle(&self, upto: Option<Instant>) {
+        let limit = upto.map_or(u64::MAX, |u| self.ns(u));
+        let mut samples = Vec::new();
+        let mut unmatched = 0;
+        for m in &self.posts {
+            let mut log = lock(m);
+            if log.frames.is_empty() {
+                continue;
+            }
+            let frames = std::mem::take(&mut log.frames);
+            let (ready, later): (Vec<_>, Vec<_>) =
+                frames.into_iter().partition(|(_, r)| *r <= limit);
+            log.frames = later;
+            for (count, recv) in ready {
+                let sent = log.sends.get_mut(&count).and_then(|times| {
+                    // Appended in answer order, which is nearly intended order.
+                    if !times.is_sorted() {
+                        times.sort_unstable();
+                    }
+                    let i = times.partition_point(|t| *t <= recv);
+                    i.checked_sub(1).map(|i| times[i])
+                });
+                match sent {
+                    Some(t) => samples.push(((recv - t) / 1_000).max(1)),
+                    None => unmatched += 1,
+                }
+            }
+        }
+        self.unmatched.fetch_add(unmatched, Ordering::Relaxed);
+        let mut h = lock(&self.hist);
+        for us in samples {
+            let _ = h.record(us);
+        }
+    }
+
+    /// Matches every remaining frame; returns the histogram, frames seen and frames that
+    /// matched no request of this run.
+    pub fn finish(&self) -> (Histogram<u64>, u64, u64) {
+        self.settle(None);
+        (
+            lock(&self.hist).clone(),
+            self.frames.load(Ordering::Relaxed),
+            self.unmatched.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Frames received so far.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// Delivery p99 of the frames matched so far, in ms.
+    pub fn p99_ms(&self) -> f64 {
+        lock(&self.hist).value_at_quantile(0.99) as f64 / 1000.0
+    }
+}
+
+/// Counters of the socket fleet.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    /// Sockets connected and subscribed (acked).
+    pub subscribed: AtomicU64,
+    pub failed: AtomicU64,
+    /// Sockets that were subscribed and then lost their connection.
+    pub dropped: AtomicU64,
+}
+
+/// The open sockets; dropping it closes them.
+pub struct Sockets {
+    pub fleet: Arc<Fleet>,
+    tasks: JoinSet<()>,
+    /// First connection errors, for the report.
+    pub errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sockets {
+    /// Opens `count` sockets to `hub` (`http://host:port`); socket `i` subscribes to
+    /// `subs(i)`. Returns once every socket subscribed or failed, or after `deadline`.
+    pub async fn open(
+        hub: &str,
+        count: u64,
+        subs: impl Fn(u64) -> Vec<PostId>,
+        delivery: Arc<Delivery>,
+        deadline: Duration,
+    ) -> anyhow::Result<Self> {
+        let addr = resolve(hub).await?;
+        let fleet = Arc::new(Fleet::default());
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+        let mut tasks = JoinSet::new();
+        let started = Instant::now();
+        for i in 0..count {
+            // The first block connects unbound (the kernel may then reuse ports still in
+            // TIME_WAIT towards other peers); later blocks bind 127.0.0.2, .3, …
+            let source = match addr.ip() {
+                IpAddr::V4(ip) if ip.is_loopback() && i >= SOCKETS_PER_SOURCE => {
+                    let n = u8::try_from(1 + i / SOCKETS_PER_SOURCE).unwrap_or(u8::MAX);
+                    Some(SocketAddr::from((Ipv4Addr::new(127, 0, 0, n), 0)))
+                }
+                _ => None,
+            };
+            let frame = subscribe_frame(&subs(i));
+            let (fleet, delivery, gate, errors) = (
+                fleet.clone(),
+                delivery.clone(),
+                gate.clone(),
+                errors.clone(),
+            );
+            tasks.spawn(async move {
+                let permit = gate.acquire_owned().await;
+                let result = socket(addr, source, frame, &fleet, &delivery, permit.ok()).await;
+                let why = match result {
+                    Ok(None) => return,
+                    Ok(Some(reason)) => format!("dropped after subscribing: {reason}"),
+                    Err(e) => {
+                        fleet.failed.fetch_add(1, Ordering::Relaxed);
+                        format!("{e:#}")
+                    }
+                };
+                let mut errs = lock(&errors);
+                if errs.len() < 5 {
+                    errs.push(why);
+                }
+            });
+            if i % 256 == 255 {
+                tokio::task::yield_now().await;
+            }
+        }
+        while fleet.subscribed.load(Ordering::Relaxed) + fleet.failed.load(Ordering::Relaxed)
+            < count
+            && started.elapsed() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self {
+            fleet,
+            tasks,
+            errors,
+        })
+    }
+
+    /// Sockets currently subscribed.
+    pub fn subscribed(&self) -> u64 {
+        self.fleet.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Closes every socket.
+    pub async fn close(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn resolve(hub: &str) -> anyhow::Result<SocketAddr> {
+    let hostport = hub
+        .trim_end_matches('/')
+        .strip_prefix("http://")
+        .with_context(|| format!("hub URL `{hub}` must be http://host:port"))?;
+    tokio::net::lookup_host(hostport)
+        .await
+        .with_context(|| format!("resolving {hostport}"))?
+        .next()
+        .with_context(|| format!("{hostport} resolves to nothing"))
+}
+
+fn subscribe_frame(posts: &[PostId]) -> String {
+    let ids: Vec<String> = posts.iter().map(ToString::to_string).collect();
+    let body = serde_json::json!([SUBSCRIBE, { "posts": ids }]);
+    format!("421{body}")
+}
+
+/// One socket's whole life: connect, join `/`, subscribe, then read until aborted.
+async fn socket(
+    addr: SocketAddr,
+    source: Option<SocketAddr>,
+    subscribe: String,
+    fleet: &Fleet,
+    delivery: &Delivery,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> anyhow::Result<Option<String>> {
+    let sock = TcpSocket::new_v4()?;
+    if let Some(src) = source {
+        // Lets an ephemeral port whose last connection is in TIME_WAIT be bound again.
+        sock.set_reuseaddr(true)?;
+        sock.bind(src)
+            .with_context(|| format!("binding a source port on {src}"))?;
+    }
+    let stream = tokio::time::timeout(Duration::from_secs(30), sock.connect(addr))
+        .await
+        .context("connect timed out")?
+        .context("connect (fd limit? ports?)")?;
+    stream.set_nodelay(true)?;
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        client_async_with_config(url, stream, Some(config)),
+    )
+    .await
+    .context("websocket handshake timed out")?
+    .context("websocket handshake")?;
+    ws.send(Message::Text("40".into())).await?;
+    // Like socket.io-client: emit only once the namespace connect is confirmed.
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().starts_with("40") => break,
+            // The server's first ping can come before the connect ack; unanswered, it closes
+            // the socket 20 s (the ping timeout) later.
+            Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                ws.send(Message::Text("3".into())).await?;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e).context("before the namespace connect"),
+            None => anyhow::bail!("closed before the namespace connect"),
+        }
+    }
+    ws.send(Message::Text(subscribe.into())).await?;
+    let prefix = format!("42[\"{LIKES_UPDATED}\",");
+    let mut subscribed = false;
+    let mut since = Instant::now();
+    let mut permit = permit;
+    let mut ended = "closed by the hub".to_owned();
+    while let Some(msg) = ws.next().await {
+        let t = match msg {
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Close(frame)) => {
+                ended = format!("close frame {frame:?}");
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                ended = e.to_string();
+                break;
+            }
+        };
+        let t = t.as_str();
+        if let Some(body) = t.strip_prefix(prefix.as_str()) {
+            let at = Instant::now();
+            if let Ok(update) = serde_json::from_str::<LikesUpdated>(body.trim_end_matches(']')) {
+                delivery.received(&update, at);
+            }
+        } else if t == "2" {
+            ws.send(Message::Text("3".into())).await?;
+        } else if t.starts_with("431") && !subscribed {
+            anyhow::ensure!(!t.contains("\"error\""), "subscribe refused: {t}");
+            subscribed = true;
+            since = Instant::now();
+            fleet.subscribed.fetch_add(1, Ordering::Relaxed);
+            permit.take();
+        }
+    }
+    if subscribed {
+        fleet.subscribed.fetch_sub(1, Ordering::Relaxed);
+        fleet.dropped.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(format!(
+            "{ended}, {:.1} s after subscribing",
+            since.elapsed().as_secs_f64()
+        )))
+    } else {
+        anyhow::bail!("closed before the subscribe ack: {ended}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(n: u64) -> PostId {
+        PostId::new(n).expect("nonzero")
+    }
+
+    #[test]
+    fn deliveries_match_the_latest_request_that_produced_their_count() {
+        let d = Delivery::new(&[post(5), post(9)]);
+        let t0 = d.start;
+        let ms = |n| t0 + Duration::from_millis(n);
+        let update = |p, likes| LikesUpdated {
+            post_id: post(p),
+            likes,
+        };
+        // p_5 goes 0 → 1 (like at 10 ms), 1 → 0 (unlike at 20 ms), 0 → 1 (like at 1,000 ms).
+        d.sent(0, 1, ms(10));
+        d.sent(0, 0, ms(20));
+        d.received(&update(5, 1), ms(15));
+        // The frame of the second like beats its HTTP answer...
+        d.received(&update(5, 1), ms(1_004));
+        // ...which is recorded afterwards; the frame must not match the like at 10 ms.
+        d.sent(0, 1, ms(1_000));
+        // A count no request of this run produced, and a post that is not ours.
+        d.received(&update(9, 7), ms(30));
+        d.received(&update(8, 1), ms(30));
+        let (h, frames, unmatched) = d.finish();
+        assert_eq!((h.len(), frames, unmatched), (2, 4, 2));
+        assert!((4_990..=5_010).contains(&h.max()), "{}", h.max());
+        assert!((3_990..=4_010).contains(&h.min()), "{}", h.min());
+        assert!(
+            subscribe_frame(&[post(1), post(2)])
+                .starts_with(r#"421["subscribe",{"posts":["p_1","p_2"]}]"#)
+        );
+    }
+}

@@ -1,0 +1,561 @@
+//! The lab itself: at most one load run at a time, its live state for pages that connect
+//! late, and the task that runs [`likes_load::run`] and broadcasts its progress and verdict.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use likes_core::api::lab::{
+    self, Done, ErrorBody, LabState, Outcome, Progress, RunInfo, StartRequest, Summary, Tick,
+};
+use likes_load::{LoadError, Popularity, Preset, ProgressEvent, Report};
+use serde::de::DeserializeOwned;
+use socketioxide::SocketIo;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, TICKS_KEPT};
+
+/// Setup and drain events come as fast as users are made; pages need a few a second.
+const SETUP_EVENT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Why the lab refused a request; sent back as `{"error":{"title","detail"}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("this server was started without --enable-lab; no load runs are allowed here")]
+    Disabled,
+    #[error("a run is already in progress; stop it or wait for its verdict")]
+    Busy,
+    #[error("no run is in progress")]
+    Idle,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "{users} users is more than this lab allows ({max}); start it with a larger --max-users"
+    )]
+    TooManyUsers { users: u64, max: u64 },
+}
+
+impl LabError {
+    fn title(&self) -> &'static str {
+        match self {
+            Self::Disabled => "Lab disabled",
+            Self::Busy => "Run in progress",
+            Self::Idle => "Nothing to stop",
+            Self::Invalid(_) => "Invalid settings",
+            Self::TooManyUsers { .. } => "Too many users",
+        }
+    }
+
+    /// The error as the ack body carries it.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            title: self.title().to_owned(),
+            detail: self.to_string(),
+        }
+    }
+}
+
+/// Parses a wire name (`10k`, `zipf`) with the generator's own serde names.
+fn by_name<T: DeserializeOwned>(name: &str, what: &str, choices: &str) -> Result<T, LabError> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| LabError::Invalid(format!("unknown {what} {name:?}; use {choices}")))
+}
+
+fn secs(value: f64, what: &str) -> Result<Duration, LabError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| LabError::Invalid(format!("{what} must be a number of seconds, 0 or more")))
+}
+
+/// The run a request asks for: the lab's target, then the preset, then explicit settings.
+pub fn plan(
+    target: &likes_load::Config,
+    req: &StartRequest,
+    max_users: u64,
+) -> Result<likes_load::Config, LabError> {
+    let mut c = target.clone();
+    if let Some(p) = &req.preset {
+        c.apply_preset(by_name::<Preset>(p, "preset", "10k, 100k or 1m")?);
+    }
+    if let Some(v) = req.users {
+        c.users = v;
+    }
+    if let Some(v) = req.posts {
+        c.posts = v;
+    }
+    if let Some(v) = req.rate {
+        c.rate = v;
+    }
+    if let Some(v) = req.sockets {
+        c.sockets = v;
+    }
+    if let Some(v) = req.duration_secs {
+        c.duration = secs(v, "duration_secs")?;
+    }
+    if let Some(v) = req.ramp_secs {
+        c.ramp = secs(v, "ramp_secs")?;
+    }
+    if let Some(p) = &req.popularity {
+        c.popularity = by_name::<Popularity>(p, "popularity", "uniform, zipf or viral")?;
+    }
+    if c.hub.is_none() {
+        c.sockets = 0;
+    }
+    c.validate().map_err(LabError::Invalid)?;
+    if c.load_time().is_zero() {
+        return Err(LabError::Invalid(
+            "duration_secs must be more than 0".into(),
+        ));
+    }
+    if c.users > max_users {
+        return Err(LabError::TooManyUsers {
+            users: c.users,
+            max: max_users,
+        });
+    }
+    Ok(c)
+}
+
+/// What a page shows of a run's settings.
+pub fn run_info(c: &likes_load::Config) -> RunInfo {
+    RunInfo {
+        users: c.users,
+        posts: c.posts,
+        sockets: c.sockets,
+        rate: c.rate,
+        ramp_secs: c.ramp.as_secs_f64(),
+        duration_secs: c.duration.as_secs_f64(),
+        popularity: serde_json::to_value(c.popularity)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+    }
+}
+
+/// The generator's progress event on the wire. Both sides are serde; kinds the contract does
+/// not know yet become [`Progress::Other`], which pages ignore.
+pub fn progress_of(event: &ProgressEvent) -> Progress {
+    serde_json::to_value(event)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or(Progress::Other)
+}
+
+/// The verdict and headline figures of a finished run.
+pub fn summary_of(report: &Report) -> (Outcome, Summary) {
+    let v = &report.verdict;
+    let outcome = match v.status {
+        likes_load::Status::Pass => Outcome::Pass,
+        likes_load::Status::Fail => Outcome::Fail,
+    };
+    let summary = Summary {
+        posts: v.posts,
+        expected_total: v.expected_total,
+        redis_total: v.redis_total,
+        pg_total: v.pg_total,
+        mismatch_count: v.mismatch_count,
+        note: v.note.clone(),
+        scheduled: report.scheduled,
+        target_rate: report.target_rate,
+        achieved_rate: report.achieved_rate,
+        p50_ms: report.likes.p50_ms,
+        p99_ms: report.likes.p99_ms,
+        errors: report.errors.values().sum(),
+        delivery_p99_ms: report.sockets.delivery.p99_ms,
+        sync_lag_max_s: report.sync_lag_max_s,
+        markdown: report.markdown(&[]),
+    };
+    (outcome, summary)
+}
+
+fn done_of(result: Result<Result<Report, LoadError>, tokio::task::JoinError>) -> Done {
+    let failed = |title: &str, detail: String| Done {
+        outcome: Outcome::Error,
+        error: Some(ErrorBody {
+            title: title.to_owned(),
+            detail,
+        }),
+        summary: None,
+    };
+    match result {
+        Ok(Ok(report)) => {
+            let (outcome, summary) = summary_of(&report);
+            Done {
+                outcome,
+                error: None,
+                summary: Some(summary),
+            }
+        }
+        Ok(Err(e)) => failed("The run failed", e.to_string()),
+        Err(e) => failed("The run crashed", e.to_string()),
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Set while a run is going: sending `true` ends its load phase.
+    stop: Option<watch::Sender<bool>>,
+    task: Option<JoinHandle<()>>,
+    run: Option<RunInfo>,
+    phase: Option<String>,
+    ticks: VecDeque<Tick>,
+    last: Option<Done>,
+}
+
+/// The lab's shared state, one per server.
+pub struct Lab {
+    config: Config,
+    inner: Mutex<Inner>,
+}
+
+impl Lab {
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            inner: Mutex::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A panicked holder leaves state still worth showing.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What a page that connects now needs.
+    pub fn state(&self) -> LabState {
+        let inner = self.lock();
+        LabState {
+            enabled: self.config.enabled,
+            running: inner.stop.is_some(),
+            run: inner.run.clone(),
+            phase: inner.phase.clone(),
+            ticks: inner.ticks.iter().cloned().collect(),
+            last: inner.last.clone(),
+            max_users: self.config.max_users,
+        }
+    }
+
+    /// Starts the run `req` asks for, unless one is going; progress goes to every socket of
+    /// `io`.
+    pub fn start(self: &Arc<Self>, io: SocketIo, req: &StartRequest) -> Result<RunInfo, LabError> {
+        if !self.config.enabled {
+            return Err(LabError::Disabled);
+        }
+        let config = plan(&self.config.target, req, self.config.max_users)?;
+        let info = run_info(&config);
+        let mut inner = self.lock();
+        if inner.stop.is_some() {
+            return Err(LabError::Busy);
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        inner.stop = Some(stop_tx);
+        inner.run = Some(info.clone());
+        inner.phase = None;
+        inner.ticks.clear();
+        tracing::info!(?info, "load run starting");
+        inner.task = Some(tokio::spawn(Arc::clone(self).drive(io, config, stop_rx)));
+        Ok(info)
+    }
+
+    /// Ends the running load phase; the verdict follows as usual.
+    pub fn stop(&self) -> Result<(), LabError> {
+        if !self.config.enabled {
+            return Err(LabError::Disabled);
+        }
+        match &self.lock().stop {
+            Some(stop) => {
+                tracing::info!("load run stop requested");
+                let _ = stop.send(true);
+                Ok(())
+            }
+            None => Err(LabError::Idle),
+        }
+    }
+
+    /// Stops a running run and waits up to the grace period for its verdict.
+    pub async fn shutdown(&self) {
+        let task = {
+            let mut inner = self.lock();
+            if let Some(stop) = &inner.stop {
+                let _ = stop.send(true);
+            }
+            inner.task.take()
+        };
+        if let Some(mut task) = task {
+            let grace = self.config.shutdown_grace;
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                tracing::warn!(?grace, "the run did not finish within the grace period");
+                task.abort();
+            }
+        }
+    }
+
+    /// Runs the generator in its own task (a panic there becomes an error verdict, not a
+    /// lab stuck "running"), forwarding its progress as it comes.
+    async fn drive(
+        self: Arc<Self>,
+        io: SocketIo,
+        config: likes_load::Config,
+        stop: watch::Receiver<bool>,
+    ) {
+        let _ = io.emit(lab::STATE, &self.state()).await;
+        let (tx, mut rx) = mpsc::unbounded_channel::<ProgressEvent>();
+        let mut run = AbortOnDrop(tokio::spawn(likes_load::run(config, Arc::new(tx), stop)));
+        let mut throttle = Throttle::default();
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(event) = rx.recv() => self.forward(&io, &mut throttle, &event).await,
+                result = &mut run.0 => break result,
+            }
+        };
+        while let Ok(event) = rx.try_recv() {
+            self.forward(&io, &mut throttle, &event).await;
+        }
+        let done = done_of(result);
+        tracing::info!(outcome = ?done.outcome, "load run done");
+        {
+            let mut inner = self.lock();
+            inner.stop = None;
+            inner.phase = None;
+            inner.last = Some(done.clone());
+        }
+        if let Err(e) = io.emit(lab::DONE, &done).await {
+            tracing::warn!(error = %e, "lab:done not broadcast");
+        }
+    }
+
+    /// Records a progress event in the state and broadcasts it.
+    async fn forward(&self, io: &SocketIo, throttle: &mut Throttle, event: &ProgressEvent) {
+        let progress = progress_of(event);
+        {
+            let mut inner = self.lock();
+            match &progress {
+                Progress::Phase { phase } => inner.phase = Some(phase.clone()),
+                Progress::Tick(tick) => {
+                    if inner.ticks.len() == TICKS_KEPT {
+                        inner.ticks.pop_front();
+                    }
+                    inner.ticks.push_back(tick.clone());
+                }
+                _ => {}
+            }
+        }
+        if !throttle.admit(&progress) {
+            return;
+        }
+        if let Err(e) = io.emit(lab::PROGRESS, &progress).await {
+            tracing::debug!(error = %e, "lab:progress not broadcast");
+        }
+    }
+}
+
+/// Ends the generator's task when the task driving it is aborted (a shutdown past its grace
+/// period), instead of leaving it running detached.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Lets through every event except setup and drain counts, which pass a few times a second
+/// (and always when complete).
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    fn admit(&mut self, p: &Progress) -> bool {
+        let complete = match p {
+            Progress::Setup { done, total, .. } => done >= total,
+            Progress::Drain { matching, total } => matching >= total,
+            Progress::Other => return false,
+            _ => return true,
+        };
+        let now = Instant::now();
+        if complete || self.last.is_none_or(|t| now - t >= SETUP_EVENT_INTERVAL) {
+            self.last = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use likes_load::Phase;
+    use likes_load::progress::Tick as LoadTick;
+
+    fn target() -> likes_load::Config {
+        likes_load::Config {
+            hub: None,
+            ..likes_load::Config::default()
+        }
+    }
+
+    #[test]
+    fn a_request_applies_the_preset_then_its_settings() {
+        let req = StartRequest {
+            preset: Some("100k".into()),
+            rate: Some(50.0),
+            duration_secs: Some(3.0),
+            popularity: Some("viral".into()),
+            ..StartRequest::default()
+        };
+        let c = plan(&target(), &req, 1_000_000).expect("valid");
+        assert_eq!((c.users, c.rate), (100_000, 50.0));
+        assert_eq!(c.duration, Duration::from_secs(3));
+        assert_eq!(c.popularity, Popularity::Viral);
+        // No hub configured: no sockets, whatever the preset says.
+        assert_eq!(c.sockets, 0);
+        let info = run_info(&c);
+        assert_eq!((info.users, info.popularity.as_str()), (100_000, "viral"));
+    }
+
+    #[test]
+    fn bad_or_too_big_requests_are_refused_with_a_reason() {
+        let cases = [
+            (
+                StartRequest {
+                    preset: Some("10m".into()),
+                    ..StartRequest::default()
+                },
+                "Invalid settings",
+            ),
+            (
+                StartRequest {
+                    rate: Some(-1.0),
+                    ..StartRequest::default()
+                },
+                "Invalid settings",
+            ),
+            (
+                StartRequest {
+                    duration_secs: Some(f64::NAN),
+                    ..StartRequest::default()
+                },
+                "Invalid settings",
+            ),
+            (
+                StartRequest {
+                    duration_secs: Some(0.0),
+                    ramp_secs: Some(0.0),
+                    ..StartRequest::default()
+                },
+                "Invalid settings",
+            ),
+            (
+                StartRequest {
+                    preset: Some("1m".into()),
+                    ..StartRequest::default()
+                },
+                "Too many users",
+            ),
+        ];
+        for (req, title) in cases {
+            let err = plan(&target(), &req, 200_000).expect_err("refused");
+            let body = err.body();
+            assert_eq!(body.title, title, "{req:?}");
+            assert!(!body.detail.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_generator_event_reaches_the_wire_contract() {
+        let tick = LoadTick {
+            elapsed_s: 3.0,
+            total_s: 10.0,
+            target_rate: 100.0,
+            achieved_rate: 98.0,
+            p50_ms: 1.5,
+            p99_ms: 7.25,
+            requests: 300,
+            errors: 2,
+            sockets: 5,
+            delivery_frames: 40,
+            delivery_p99_ms: 20.0,
+            sync_lag_s: Some(0.4),
+            sync_lag_entries: None,
+            in_flight: 3,
+        };
+        assert_eq!(
+            progress_of(&ProgressEvent::Tick(tick)),
+            Progress::Tick(Tick {
+                elapsed_s: 3.0,
+                total_s: 10.0,
+                target_rate: 100.0,
+                achieved_rate: 98.0,
+                p50_ms: 1.5,
+                p99_ms: 7.25,
+                requests: 300,
+                errors: 2,
+                sockets: 5,
+                delivery_p99_ms: 20.0,
+                sync_lag_s: Some(0.4),
+                sync_lag_entries: None,
+            })
+        );
+        assert_eq!(
+            progress_of(&ProgressEvent::Phase { phase: Phase::Load }),
+            Progress::Phase {
+                phase: "load".into()
+            }
+        );
+        assert_eq!(
+            progress_of(&ProgressEvent::Setup {
+                phase: Phase::Users,
+                done: 1,
+                total: 2
+            }),
+            Progress::Setup {
+                phase: "users".into(),
+                done: 1,
+                total: 2
+            }
+        );
+        assert_eq!(
+            progress_of(&ProgressEvent::Drain {
+                matching: 1,
+                total: 2
+            }),
+            Progress::Drain {
+                matching: 1,
+                total: 2
+            }
+        );
+        assert_eq!(
+            progress_of(&ProgressEvent::Note {
+                message: "hi".into()
+            }),
+            Progress::Note {
+                message: "hi".into()
+            }
+        );
+    }
+
+    #[test]
+    fn setup_counts_are_throttled_but_their_end_is_not() {
+        let mut t = Throttle::default();
+        let setup = |done| Progress::Setup {
+            phase: "users".into(),
+            done,
+            total: 10,
+        };
+        assert!(t.admit(&setup(1)));
+        assert!(!t.admit(&setup(2)));
+        assert!(t.admit(&setup(10)));
+        assert!(t.admit(&Progress::Phase {
+            phase: "load".into()
+        }));
+        assert!(!t.admit(&Progress::Other));
+    }
+}

@@ -1,0 +1,421 @@
+//! `cargo xtask bench realtime`: the realtime hub, measured as a separate process against a
+//! throw-away Redis, with a bare tokio-tungstenite echo server as the reference in the same run:
+//! 1. memory per idle connected socket (server RSS delta / sockets) at 10K and 50K sockets,
+//!    hub (each socket subscribed to one post) next to the reference;
+//! 2. like → client latency p50/p99 with 10K subscribed sockets under a steady like load through
+//!    the real like script (coalescing window included), spread over every post and on a few
+//!    hot posts where coalescing holds counts back;
+//! 3. hub CPU per 1,000 room emits and per 1,000 frames delivered.
+//!
+//! The clients (`realtime-hub`'s `hub-bench` example) run in their own process, spread over
+//! several 127.0.0.x source addresses; the fd limit is raised for every child.
+//! Results: target/bench/realtime.json and a Markdown table on stdout.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use serde_json::{Value, json};
+
+use crate::proc::{self, Service};
+use crate::tools::{self, cargo, root};
+
+/// Socket counts of the memory measurement.
+const MEMORY_SOCKETS: [usize; 2] = [10_000, 50_000];
+/// Sockets subscribed during the latency measurement.
+const LATENCY_SOCKETS: usize = 10_000;
+/// Posts the sockets subscribe to, round-robin (10 sockets per post at 10K).
+const POSTS: u64 = 1_000;
+/// Steady like rate of the load phases.
+const LIKES_PER_SEC: u64 = 2_000;
+/// Posts liked in the "hot" phase: 20 likes per second each, above the 10 emits per second
+/// per post that a 100 ms coalescing window allows.
+const HOT_POSTS: u64 = 100;
+/// Time for a server's memory to settle once every socket is up.
+const SETTLE: Duration = Duration::from_secs(2);
+/// Linux `USER_HZ`: the unit of utime/stime in /proc/PID/stat.
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// Runs the whole benchmark; `seconds` is the length of each load phase.
+pub fn run(seconds: u64) -> anyhow::Result<()> {
+    tools::ensure_redis()?;
+    tools::run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "realtime-hub",
+        "--bin",
+        "realtime-hub",
+        "--example",
+        "hub-bench",
+        "--example",
+        "ws-echo",
+    ]))?;
+    let fds = raise_fd_limit(MEMORY_SOCKETS[1] as u64 + 1_000)?;
+    // A server holds one fd per socket; beyond its limit, measure the most that fits and say so.
+    let server_max = usize::try_from(fds.saturating_sub(1_000)).unwrap_or(usize::MAX);
+    let per_process = server_max.max(1);
+    let redis_port = free_port()?;
+    let _redis = proc::redis(
+        redis_port,
+        &root().join(format!("target/bench/redis-{redis_port}")),
+        false,
+    )?;
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+
+    let mut memory = Vec::new();
+    let mut loads = Vec::new();
+    for wanted in MEMORY_SOCKETS {
+        let sockets = wanted.min(server_max);
+        if sockets < wanted {
+            eprintln!(
+                "[bench] the fd limit ({fds}, hard) fits {sockets} sockets per process, not {wanted}: measuring {sockets}"
+            );
+        }
+        // The reference first: a bare tokio-tungstenite echo server.
+        {
+            let port = free_port()?;
+            let addr = format!("127.0.0.1:{port}");
+            let server = Service::start("ws-echo", {
+                let addr = addr.clone();
+                move || {
+                    let mut c = Command::new(example("ws-echo"));
+                    c.args(["--listen", &addr]);
+                    c
+                }
+            })?;
+            proc::wait_for_port(&addr, Duration::from_secs(10))?;
+            let m = idle_memory(&server, &addr, "ws", sockets, per_process)?;
+            memory.push(json!({"server": "tokio-tungstenite echo (reference)", "sockets": sockets, "wanted": wanted, "bytes_per_socket": m.per_socket, "rss_before": m.before, "rss_after": m.after, "connect_secs": m.secs}));
+        }
+        // The hub.
+        let port = free_port()?;
+        let addr = format!("127.0.0.1:{port}");
+        let hub = Service::start("realtime-hub", {
+            let (addr, redis_url) = (addr.clone(), redis_url.clone());
+            move || {
+                let mut c = Command::new(tools::release_bin("realtime-hub"));
+                c.args(["--listen", &addr, "--redis-url", &redis_url])
+                    .env("RUST_LOG", "warn");
+                c
+            }
+        })?;
+        wait_healthy(&addr)?;
+        let mut m = idle_memory_keep(&hub, &addr, "socketio", sockets, per_process)?;
+        memory.push(json!({"server": "realtime-hub", "sockets": sockets, "wanted": wanted, "bytes_per_socket": m.per_socket, "rss_before": m.before, "rss_after": m.after, "connect_secs": m.secs}));
+        if wanted == LATENCY_SOCKETS {
+            for (phase, hot) in [("spread", POSTS), ("hot", HOT_POSTS)] {
+                let emits0 = metric(&addr, "realtime_hub_like_emits_out_total")?;
+                let cpu0 = cpu_ticks(hub.pid())?;
+                let mut r =
+                    m.command(&format!("load {redis_url} {LIKES_PER_SEC} {seconds} {hot}"))?;
+                let ticks = cpu_ticks(hub.pid())? - cpu0;
+                let emits = metric(&addr, "realtime_hub_like_emits_out_total")? - emits0;
+                let cpu_ms = ticks as f64 / TICKS_PER_SEC * 1000.0;
+                let frames = r["frames"].as_f64().unwrap_or(0.0);
+                r["phase"] = json!(phase);
+                r["sockets"] = json!(sockets);
+                r["room_emits"] = json!(emits);
+                r["hub_cpu_ms"] = json!(cpu_ms);
+                r["cpu_ms_per_1000_room_emits"] = json!(cpu_ms / (emits.max(1.0) / 1000.0));
+                r["cpu_ms_per_1000_frames"] = json!(cpu_ms / (frames.max(1.0) / 1000.0));
+                eprintln!("{r}");
+                loads.push(r);
+            }
+        }
+        m.finish()?;
+    }
+
+    let report = json!({
+        "memory": memory,
+        "latency": loads,
+        "settings": {
+            "posts": POSTS,
+            "likes_per_sec": LIKES_PER_SEC,
+            "hot_posts": HOT_POSTS,
+            "load_secs": seconds,
+            "coalesce_window_ms": 100,
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        },
+    });
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join("realtime.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    print_table(&report);
+    Ok(())
+}
+
+fn print_table(report: &Value) {
+    let empty = Vec::new();
+    let rows = report["memory"].as_array().unwrap_or(&empty);
+    println!(
+        "| server | idle sockets | RSS before → after (MiB) | bytes per socket | vs reference |"
+    );
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        let reference = rows
+            .iter()
+            .find(|x| x["sockets"] == r["sockets"] && x["server"] != "realtime-hub")
+            .and_then(|x| x["bytes_per_socket"].as_f64())
+            .unwrap_or(f64::NAN);
+        let per = r["bytes_per_socket"].as_f64().unwrap_or(f64::NAN);
+        let mib = |v: &Value| v.as_f64().unwrap_or(0.0) / 1_048_576.0;
+        println!(
+            "| {} | {} | {:.1} → {:.1} | {per:.0} | {:.2}× |",
+            r["server"].as_str().unwrap_or("?"),
+            r["sockets"],
+            mib(&r["rss_before"]),
+            mib(&r["rss_after"]),
+            per / reference
+        );
+    }
+    println!();
+    println!(
+        "| load ({} sockets) | likes/s | posts liked | room emits | frames delivered | p50 ms | p99 ms | max ms | hub CPU ms / 1,000 room emits | / 1,000 frames |",
+        LATENCY_SOCKETS
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in report["latency"].as_array().unwrap_or(&empty) {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {} | {:.0} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+            r["phase"].as_str().unwrap_or("?"),
+            f("likes_per_sec"),
+            r["hot_posts"],
+            f("room_emits"),
+            f("frames"),
+            f("p50_ms"),
+            f("p99_ms"),
+            f("max_ms"),
+            f("cpu_ms_per_1000_room_emits"),
+            f("cpu_ms_per_1000_frames"),
+        );
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn example(name: &str) -> std::path::PathBuf {
+    root().join("target/release/examples").join(name)
+}
+
+/// Raises this process's fd limit towards `want` (the hard limit too, where the process may:
+/// root with CAP_SYS_RESOURCE); children inherit it. Returns the limit in force.
+fn raise_fd_limit(want: u64) -> anyhow::Result<u64> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft >= want {
+        return Ok(soft);
+    }
+    if setrlimit(Resource::RLIMIT_NOFILE, want, want.max(hard)).is_ok() {
+        return Ok(want);
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    Ok(hard)
+}
+
+/// Waits until `/healthz` answers 200 (the hub is subscribed to Redis).
+fn wait_healthy(addr: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if http_get(addr, "/healthz").is_ok_and(|b| b.starts_with("HTTP/1.1 200")) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("the hub on {addr} never became healthy")
+}
+
+/// A whole HTTP/1.1 response (status line, headers, body) as text.
+fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// One metric of the hub's `/metrics`.
+fn metric(addr: &str, name: &str) -> anyhow::Result<f64> {
+    let text = http_get(addr, "/metrics")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .with_context(|| format!("no {name} in /metrics"))
+}
+
+fn proc_status(pid: u32, key: &str) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no {key} for pid {pid}"))
+}
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> anyhow::Result<u64> {
+    Ok(proc_status(pid, "VmRSS:")? * 1024)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // Fields 14 and 15 of stat(5), counted after the command name.
+    Ok(field(11) + field(12))
+}
+
+/// The next JSON line a client prints.
+fn next_json(out: &mut BufReader<ChildStdout>) -> anyhow::Result<Value> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line)? == 0 {
+            bail!("the bench client exited (see its error above)");
+        }
+        if let Ok(v) = serde_json::from_str::<Value>(line.trim()) {
+            return Ok(v);
+        }
+    }
+}
+
+/// One client process.
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// The running bench client processes, with their sockets up, and what the server's memory did.
+struct Clients {
+    procs: Vec<Client>,
+    per_socket: f64,
+    before: u64,
+    after: u64,
+    secs: f64,
+}
+
+impl Clients {
+    /// Sends one command to the first client process and returns its JSON answer.
+    fn command(&mut self, line: &str) -> anyhow::Result<Value> {
+        let c = self.procs.first_mut().context("no client process")?;
+        let stdin = c.stdin.as_mut().context("client stdin")?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()?;
+        next_json(&mut c.stdout)
+    }
+
+    /// Closes the clients' input, so they exit and their sockets close.
+    fn finish(mut self) -> anyhow::Result<()> {
+        for c in &mut self.procs {
+            drop(c.stdin.take());
+        }
+        for c in &mut self.procs {
+            let status = c.child.wait()?;
+            if !status.success() {
+                bail!("a bench client failed ({status})");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        for c in &mut self.procs {
+            let _ = c.child.kill();
+            let _ = c.child.wait();
+        }
+    }
+}
+
+/// Connects `sockets` clients to `server` (in as many processes as the fd limit requires) and
+/// returns the server's RSS growth per socket, leaving the clients connected.
+fn idle_memory_keep(
+    server: &Service,
+    addr: &str,
+    mode: &str,
+    sockets: usize,
+    per_process: usize,
+) -> anyhow::Result<Clients> {
+    std::thread::sleep(SETTLE);
+    let before = rss(server.pid())?;
+    let started = Instant::now();
+    let mut procs = Vec::new();
+    let mut first = 0;
+    while first < sockets {
+        let n = per_process.min(sockets - first);
+        let mut child = Command::new(example("hub-bench"))
+            .args(["--addr", addr, "--mode", mode])
+            .args(["--sockets", &n.to_string(), "--first", &first.to_string()])
+            .args(["--posts", &POSTS.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the hub-bench client")?;
+        let stdin = child.stdin.take().context("client stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("client stdout")?);
+        procs.push(Client {
+            child,
+            stdin: Some(stdin),
+            stdout,
+        });
+        first += n;
+    }
+    for c in &mut procs {
+        next_json(&mut c.stdout)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    std::thread::sleep(SETTLE);
+    let after = rss(server.pid())?;
+    let per_socket = after.saturating_sub(before) as f64 / sockets as f64;
+    eprintln!(
+        "[bench] {mode} server pid {}: {sockets} sockets up in {secs:.1} s ({} client processes); RSS {before} → {after}: {per_socket:.0} B/socket",
+        server.pid(),
+        procs.len()
+    );
+    Ok(Clients {
+        procs,
+        per_socket,
+        before,
+        after,
+        secs,
+    })
+}
+
+/// Like [`idle_memory_keep`], then disconnects the clients.
+fn idle_memory(
+    server: &Service,
+    addr: &str,
+    mode: &str,
+    sockets: usize,
+    per_process: usize,
+) -> anyhow::Result<Mem> {
+    let c = idle_memory_keep(server, addr, mode, sockets, per_process)?;
+    let m = Mem {
+        per_socket: c.per_socket,
+        before: c.before,
+        after: c.after,
+        secs: c.secs,
+    };
+    c.finish()?;
+    Ok(m)
+}
+
+struct Mem {
+    per_socket: f64,
+    before: u64,
+    after: u64,
+    secs: f64,
+}

@@ -1,0 +1,209 @@
+//! The root component: the store (the reducer of `state`), the stored session, the client
+//! configuration, and which page shows (the load lab has its own address, `/lab`).
+
+use std::rc::Rc;
+
+use gloo_storage::{LocalStorage, Storage};
+use likes_core::api::User;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
+
+use crate::api;
+use crate::components::toasts::Toasts;
+use crate::pages::{feed::FeedPage, lab::LabPage, sign_in::SignInPage, upload::UploadPage};
+use crate::realtime::RealtimeProvider;
+use crate::state::{Action, AppState, Session};
+
+/// The reducer of [`AppState`] as Yew sees it.
+#[derive(Debug, Default, PartialEq)]
+pub struct Store(pub AppState);
+
+impl Reducible for Store {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let state = Rc::try_unwrap(self).map_or_else(|rc| rc.0.clone(), |s| s.0);
+        Rc::new(Store(state.reduce(action)))
+    }
+}
+
+/// Every component reaches the store through this context.
+pub type AppContext = UseReducerHandle<Store>;
+
+/// Where the session lives on this device.
+const SESSION_KEY: &str = "likes.session";
+
+#[derive(Serialize, Deserialize)]
+struct StoredSession {
+    token: String,
+    user: User,
+}
+
+/// Keeps `session` on the device (or forgets it).
+pub fn store_session(session: Option<&Session>) {
+    match session {
+        Some(s) => {
+            let _ = LocalStorage::set(
+                SESSION_KEY,
+                StoredSession {
+                    token: s.token.clone(),
+                    user: s.user.clone(),
+                },
+            );
+        }
+        None => LocalStorage::delete(SESSION_KEY),
+    }
+}
+
+fn stored_session() -> Option<Session> {
+    LocalStorage::get::<StoredSession>(SESSION_KEY)
+        .ok()
+        .map(|s| Session {
+            token: s.token,
+            user: s.user,
+        })
+}
+
+/// Which screen is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Feed,
+    Upload,
+    /// The load lab, at `/lab`; open without signing in.
+    Lab,
+}
+
+/// Where the load lab lives in the app.
+const LAB_PATH: &str = "/lab";
+
+fn path() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .unwrap_or_default()
+}
+
+fn screen_at(path: &str) -> Screen {
+    if path == LAB_PATH {
+        Screen::Lab
+    } else {
+        Screen::Feed
+    }
+}
+
+/// Shows `screen`'s address in the location bar (a history entry, so Back returns).
+fn navigate(screen: Screen) {
+    let to = if screen == Screen::Lab { LAB_PATH } else { "/" };
+    if path() != to
+        && let Some(history) = web_sys::window().and_then(|w| w.history().ok())
+    {
+        let _ = history.push_state_with_url(&JsValue::NULL, "", Some(to));
+    }
+}
+
+#[function_component(App)]
+pub fn app() -> Html {
+    let store = use_reducer(|| {
+        // The stored session is used at once (no flash of the sign-in page); `/api/me`
+        // confirms it below and signs out if the server no longer accepts it.
+        let mut state = AppState::default();
+        if let Some(session) = stored_session() {
+            state = state.reduce(Action::SignedIn(session));
+        }
+        Store(state)
+    });
+    let screen = use_state(|| screen_at(&path()));
+    let realtime_url = use_state(|| None::<AttrValue>);
+    // `None` until `/api/config` answers; then the lab's URL, if this server has a lab.
+    let lab_url = use_state(|| None::<Option<AttrValue>>);
+
+    {
+        let store = store.clone();
+        let realtime_url = realtime_url.clone();
+        let lab_url = lab_url.clone();
+        use_effect_with((), move |_| {
+            if let Some(session) = store.0.session.clone() {
+                let store = store.clone();
+                spawn_local(async move {
+                    if let Err(e) = api::me(&session.token).await
+                        && e.status == 401
+                    {
+                        store_session(None);
+                        store.dispatch(Action::SignedOut);
+                        store.dispatch(Action::ToastShown(
+                            "Your session has expired. Sign in again.".into(),
+                        ));
+                    }
+                });
+            }
+            spawn_local(async move {
+                match api::config().await {
+                    Ok(config) => {
+                        realtime_url.set(Some(config.realtime_url.into()));
+                        lab_url.set(Some(
+                            config.lab_url.filter(|u| !u.is_empty()).map(Into::into),
+                        ));
+                    }
+                    Err(_) => {
+                        lab_url.set(Some(None));
+                        store.dispatch(Action::ToastShown(
+                            "Live updates are unavailable; counts refresh when you reload.".into(),
+                        ));
+                    }
+                }
+            });
+        });
+    }
+
+    // The network is back: retry a feed page that failed while it was gone (the socket
+    // reconnects by itself).
+    {
+        let dispatcher = store.dispatcher();
+        use_effect_with((), move |_| {
+            let listener = web_sys::window().map(|w| {
+                gloo_events::EventListener::new(&w, "online", move |_| {
+                    dispatcher.dispatch(Action::Retry)
+                })
+            });
+            move || drop(listener)
+        });
+    }
+
+    // Back and Forward between the feed and the lab.
+    {
+        let screen = screen.clone();
+        use_effect_with((), move |_| {
+            let listener = web_sys::window().map(|w| {
+                gloo_events::EventListener::new(&w, "popstate", move |_| {
+                    screen.set(screen_at(&path()))
+                })
+            });
+            move || drop(listener)
+        });
+    }
+
+    let go = {
+        let screen = screen.clone();
+        Callback::from(move |s: Screen| {
+            navigate(s);
+            screen.set(s);
+        })
+    };
+    let signed_in = store.0.session.is_some();
+    let has_lab = matches!(*lab_url, Some(Some(_)));
+    let page = match (signed_in, *screen) {
+        (_, Screen::Lab) => html! { <LabPage url={(*lab_url).clone()} go={go.clone()} /> },
+        (false, _) => html! { <SignInPage /> },
+        (true, Screen::Feed) => html! { <FeedPage go={go.clone()} lab={has_lab} /> },
+        (true, Screen::Upload) => html! { <UploadPage go={go.clone()} /> },
+    };
+    html! {
+        <ContextProvider<AppContext> context={store}>
+            <RealtimeProvider url={if signed_in { (*realtime_url).clone() } else { None }}>
+                { page }
+                <Toasts />
+            </RealtimeProvider>
+        </ContextProvider<AppContext>>
+    }
+}

@@ -1,0 +1,368 @@
+//! The web app end to end: a throw-away Redis, the real realtime hub and the real edge host
+//! (serving `spin.toml`'s components and the built app in `yew-app/dist`), all on free ports,
+//! driven by `e2e/app.e2e.mjs` in Debian's headless Chromium through playwright-core.
+//!
+//! Needs what `cargo xtask test` prepares: the components and the app built, the release
+//! binaries of `edge-host`, `realtime-hub` and `load-lab`, `/usr/bin/chromium`, and
+//! `yew-app/node_modules`. The load lab starts only when the browser script asks for it, and
+//! the edge then restarts with its `lab_url`.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use testkit::{TestRedis, free_port, workspace_root};
+
+/// A server process, killed when dropped.
+struct Server {
+    name: &'static str,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start(name: &'static str, mut cmd: Command, log: &Path, port: u16) -> anyhow::Result<Self> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let child = cmd
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        let mut server = Self {
+            name,
+            child: Some(child),
+        };
+        wait_for_port(port, Duration::from_secs(60))
+            .with_context(|| format!("{name} did not listen on {port}"))?;
+        // Something else may have taken the free port between picking and binding (other
+        // tests run on this machine too): then our process has exited and the answer was not
+        // ours.
+        std::thread::sleep(Duration::from_millis(100));
+        server.ensure_running()?;
+        Ok(server)
+    }
+
+    fn ensure_running(&mut self) -> anyhow::Result<()> {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => Ok(()),
+            Some(Ok(Some(status))) => bail!("{} exited ({status})", self.name),
+            Some(Err(e)) => Err(e).context("checking the child"),
+            None => bail!("{} is not running", self.name),
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on 127.0.0.1:{port}")
+}
+
+/// Waits until `GET /api/health` answers 200: the edge has loaded its components and reaches
+/// Redis, so the browser's first navigation cannot race the start-up.
+fn wait_for_health(port: u16) -> anyhow::Result<()> {
+    use std::io::Read;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(b"GET /api/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") {
+                return Ok(());
+            }
+            last = answer.lines().next().unwrap_or_default().to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the edge's /api/health never answered 200 (last: {last:?})")
+}
+
+fn wait_until_closed(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Stack {
+    root: PathBuf,
+    out: PathBuf,
+    redis: TestRedis,
+    hub_port: u16,
+    edge_port: u16,
+    /// The load lab's port once it runs (the edge then tells the app where it is).
+    lab_port: Option<u16>,
+    hub: Server,
+    edge: Server,
+    lab: Server,
+}
+
+impl Stack {
+    /// Starts everything, on fresh ports again if a port was taken meanwhile.
+    fn start(root: &Path, out: &Path) -> anyhow::Result<Self> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::try_start(root, out) {
+                Ok(stack) => return Ok(stack),
+                Err(e) if attempt < 4 => eprintln!("e2e harness: retrying start-up: {e:#}"),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn try_start(root: &Path, out: &Path) -> anyhow::Result<Self> {
+        let redis = TestRedis::start();
+        let (hub_port, edge_port) = (free_port(), free_port());
+        let mut stack = Self {
+            root: root.to_owned(),
+            out: out.to_owned(),
+            hub: Server {
+                name: "realtime-hub",
+                child: None,
+            },
+            edge: Server {
+                name: "edge-host",
+                child: None,
+            },
+            lab: Server {
+                name: "load-lab",
+                child: None,
+            },
+            lab_port: None,
+            redis,
+            hub_port,
+            edge_port,
+        };
+        stack.start_hub()?;
+        stack.start_edge()?;
+        Ok(stack)
+    }
+
+    fn start_hub(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new(self.root.join("target/release/realtime-hub"));
+        cmd.args(["--listen", &format!("127.0.0.1:{}", self.hub_port)])
+            .args(["--redis-url", &self.redis.url()])
+            .args([
+                "--cors-origin",
+                &format!("http://127.0.0.1:{}", self.edge_port),
+            ]);
+        self.hub = Server::start(
+            "realtime-hub",
+            cmd,
+            &self.out.join("hub.log"),
+            self.hub_port,
+        )?;
+        Ok(())
+    }
+
+    fn start_edge(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new(self.root.join("target/release/edge-host"));
+        cmd.current_dir(&self.root)
+            .arg("--manifest")
+            .arg(self.root.join("spin.toml"))
+            .args(["--listen", &format!("127.0.0.1:{}", self.edge_port)])
+            .args(["--variable", "session_secret=e2e-only-secret"])
+            .args([
+                "--variable",
+                &format!("redis_host=127.0.0.1:{}", self.redis.port()),
+            ])
+            .args([
+                "--variable",
+                &format!("realtime_url=http://127.0.0.1:{}", self.hub_port),
+            ]);
+        if let Some(lab) = self.lab_port {
+            cmd.args(["--variable", &format!("lab_url=http://127.0.0.1:{lab}")]);
+        }
+        self.edge = Server::start("edge-host", cmd, &self.out.join("edge.log"), self.edge_port)?;
+        wait_for_health(self.edge_port)?;
+        self.edge.ensure_running()
+    }
+
+    /// The load lab with runs enabled, aimed at this edge and Redis (no hub, no PostgreSQL:
+    /// a tiny run's verdict is then FAIL for want of PostgreSQL, with Redis matching).
+    fn start_lab(&mut self) -> anyhow::Result<()> {
+        let port = free_port();
+        let mut cmd = Command::new(self.root.join("target/release/load-lab"));
+        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--enable-lab"])
+            .args(["--edge", &format!("http://127.0.0.1:{}", self.edge_port)])
+            .args([
+                "--hub",
+                "none",
+                "--database-url",
+                "none",
+                "--sync-metrics",
+                "none",
+            ])
+            .args(["--redis", &self.redis.url()])
+            .args(["--max-users", "1000"])
+            .args([
+                "--cors-origin",
+                &format!("http://127.0.0.1:{}", self.edge_port),
+            ]);
+        self.lab = Server::start("load-lab", cmd, &self.out.join("lab.log"), port)?;
+        self.lab_port = Some(port);
+        Ok(())
+    }
+
+    /// Carries out `kill hub`, `start edge`, … for the browser script.
+    fn command(&mut self, cmd: &str) -> anyhow::Result<()> {
+        match cmd {
+            "kill hub" => {
+                self.hub.kill();
+                wait_until_closed(self.hub_port);
+            }
+            "kill edge" => {
+                self.edge.kill();
+                wait_until_closed(self.edge_port);
+            }
+            "start hub" => self.start_hub()?,
+            "start edge" => self.start_edge()?,
+            // The lab, and the edge again so that `/api/config` names it.
+            "start lab" => {
+                self.start_lab()?;
+                self.edge.kill();
+                wait_until_closed(self.edge_port);
+                self.start_edge()?;
+            }
+            other => bail!("unknown command {other:?}"),
+        }
+        eprintln!(
+            "e2e harness: {cmd} done ({} / {})",
+            self.hub.name, self.edge.name
+        );
+        Ok(())
+    }
+}
+
+/// Whether a screenshot shows something: many distinct colours, not one flat fill.
+fn assert_not_blank(path: &Path) -> anyhow::Result<()> {
+    let img = image::open(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .to_rgb8();
+    let mut colours = std::collections::HashSet::new();
+    for p in img.pixels().step_by(7) {
+        colours.insert(p.0);
+        if colours.len() > 64 {
+            return Ok(());
+        }
+    }
+    bail!(
+        "{} looks blank ({} distinct colours)",
+        path.display(),
+        colours.len()
+    )
+}
+
+#[test]
+fn the_app_works_on_a_phone_in_headless_chromium() -> anyhow::Result<()> {
+    let root = workspace_root();
+    for (path, how) in [
+        ("yew-app/dist/index.html", "cargo xtask build-app"),
+        (
+            "target/release/edge-host",
+            "cargo build --release -p edge-host",
+        ),
+        (
+            "target/release/realtime-hub",
+            "cargo build --release -p realtime-hub",
+        ),
+        (
+            "target/release/load-lab",
+            "cargo build --release -p load-lab",
+        ),
+        (
+            "target/wasm32-wasip2/component/posts.wasm",
+            "cargo xtask build",
+        ),
+        (
+            "yew-app/node_modules/playwright-core/package.json",
+            "cargo xtask build-app (npm ci)",
+        ),
+        ("/usr/bin/chromium", "apt-get install -y chromium"),
+    ] {
+        ensure!(
+            root.join(path).exists(),
+            "{path} is missing: run `{how}` (or `cargo xtask test`, which does all of it)"
+        );
+    }
+    let out = root.join("target/e2e");
+    std::fs::create_dir_all(&out).context("creating target/e2e")?;
+    for shot in [
+        "feed.png",
+        "upload.png",
+        "lab.png",
+        "hub.log",
+        "edge.log",
+        "lab.log",
+    ] {
+        let _ = std::fs::remove_file(out.join(shot));
+    }
+
+    let mut stack = Stack::start(&root, &out)?;
+    let mut node = Command::new("node")
+        .arg(root.join("yew-app/e2e/app.e2e.mjs"))
+        .current_dir(root.join("yew-app"))
+        .env("APP_URL", format!("http://127.0.0.1:{}/", stack.edge_port))
+        .env("HUB_URL", format!("http://127.0.0.1:{}/", stack.hub_port))
+        .env("OUT_DIR", &out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting node (is Node.js installed?)")?;
+    let mut to_node = node.stdin.take().context("node stdin")?;
+    let from_node = BufReader::new(node.stdout.take().context("node stdout")?);
+    let mut passed = false;
+    for line in from_node.lines() {
+        let line = line.context("reading node's output")?;
+        if let Some(cmd) = line.strip_prefix("CMD ") {
+            let reply = match stack.command(cmd) {
+                Ok(()) => "OK".to_owned(),
+                Err(e) => format!("ERR {e:#}"),
+            };
+            writeln!(to_node, "{reply}").context("answering node")?;
+        } else {
+            println!("{line}");
+            passed |= line == "PASS";
+        }
+    }
+    drop(to_node);
+    let status = node.wait().context("waiting for node")?;
+    ensure!(
+        status.success() && passed,
+        "the browser test failed ({status}); server logs are in {}",
+        out.display()
+    );
+    for shot in ["feed.png", "upload.png", "lab.png"] {
+        assert_not_blank(&out.join(shot))?;
+    }
+    Ok(())
+}
