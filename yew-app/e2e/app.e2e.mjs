@@ -447,9 +447,9 @@ try {
   const verdict = await until("the verdict", async () =>
     (await a.getByTestId("verdict").count()) ? a.getByTestId("verdict").textContent() : false, 60_000);
   const line = await a.getByTestId("verdict-line").textContent();
-  // No PostgreSQL in this stack: FAIL for that reason alone, with Redis matching the generator.
-  const counts = /expected (\d+) likes, Redis (\d+)/.exec(line);
-  if (verdict !== "FAIL" || !counts || counts[1] !== counts[2] || counts[1] === "0" || !line.includes("PostgreSQL not compared")) {
+  // The generator, Redis and PostgreSQL (after the sync daemon drained) agree exactly.
+  const counts = /expected (\d+) likes, Redis (\d+), PostgreSQL (\d+)/.exec(line);
+  if (verdict !== "PASS" || !counts || counts[1] !== counts[2] || counts[2] !== counts[3] || counts[1] === "0") {
     throw new Error(`verdict ${verdict}: ${line}`);
   }
   await a.screenshot({ path: join(OUT_DIR, "lab.png"), fullPage: true });

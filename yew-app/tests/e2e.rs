@@ -3,9 +3,10 @@
 //! driven by `e2e/app.e2e.mjs` in Debian's headless Chromium through playwright-core.
 //!
 //! Needs what `cargo xtask test` prepares: the components and the app built, the release
-//! binaries of `edge-host`, `realtime-hub` and `load-lab`, `/usr/bin/chromium`, and
-//! `yew-app/node_modules`. The load lab starts only when the browser script asks for it, and
-//! the edge then restarts with its `lab_url`.
+//! binaries of `edge-host`, `realtime-hub`, `load-lab` and `sync-daemon`, `/usr/bin/chromium`,
+//! and `yew-app/node_modules`. The load lab (with a throw-away PostgreSQL and the sync daemon
+//! draining into it) starts only when the browser script asks for it, and the edge then
+//! restarts with its `lab_url`.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::io::{BufRead, BufReader, Write};
@@ -15,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use testkit::{TestRedis, free_port, workspace_root};
+use testkit::{TestPostgres, TestRedis, free_port, workspace_root};
 
 /// A server process, killed when dropped.
 struct Server {
@@ -123,6 +124,9 @@ struct Stack {
     hub: Server,
     edge: Server,
     lab: Server,
+    /// PostgreSQL and the sync daemon, started with the lab so its verdict is complete.
+    pg: Option<TestPostgres>,
+    sync: Server,
 }
 
 impl Stack {
@@ -158,6 +162,11 @@ impl Stack {
                 child: None,
             },
             lab_port: None,
+            pg: None,
+            sync: Server {
+                name: "sync-daemon",
+                child: None,
+            },
             redis,
             hub_port,
             edge_port,
@@ -207,20 +216,26 @@ impl Stack {
         self.edge.ensure_running()
     }
 
-    /// The load lab with runs enabled, aimed at this edge and Redis (no hub, no PostgreSQL:
-    /// a tiny run's verdict is then FAIL for want of PostgreSQL, with Redis matching).
+    /// The load lab with runs enabled, aimed at this edge and Redis, with a PostgreSQL and the
+    /// sync daemon draining into it, so a run's verdict compares all three counts.
     fn start_lab(&mut self) -> anyhow::Result<()> {
+        let pg = TestPostgres::start();
+        let sync_port = free_port();
+        let mut sync = Command::new(self.root.join("target/release/sync-daemon"));
+        sync.args(["--redis-url", &self.redis.url()])
+            .args(["--database-url", &pg.url()])
+            .args(["--admin-listen", &format!("127.0.0.1:{sync_port}")])
+            .arg("run")
+            .env("RUST_LOG", "warn");
+        self.sync = Server::start("sync-daemon", sync, &self.out.join("sync.log"), sync_port)?;
         let port = free_port();
         let mut cmd = Command::new(self.root.join("target/release/load-lab"));
         cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--enable-lab"])
             .args(["--edge", &format!("http://127.0.0.1:{}", self.edge_port)])
+            .args(["--hub", "none", "--database-url", &pg.url()])
             .args([
-                "--hub",
-                "none",
-                "--database-url",
-                "none",
                 "--sync-metrics",
-                "none",
+                &format!("http://127.0.0.1:{sync_port}/metrics"),
             ])
             .args(["--redis", &self.redis.url()])
             .args(["--max-users", "1000"])
@@ -230,6 +245,7 @@ impl Stack {
             ]);
         self.lab = Server::start("load-lab", cmd, &self.out.join("lab.log"), port)?;
         self.lab_port = Some(port);
+        self.pg = Some(pg);
         Ok(())
     }
 
@@ -298,6 +314,10 @@ fn the_app_works_on_a_phone_in_headless_chromium() -> anyhow::Result<()> {
         (
             "target/release/load-lab",
             "cargo build --release -p load-lab",
+        ),
+        (
+            "target/release/sync-daemon",
+            "cargo build --release -p sync-daemon",
         ),
         (
             "target/wasm32-wasip2/component/posts.wasm",

@@ -79,6 +79,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The app's unit tests and its end-to-end test in headless Chromium, which drives the
     // real edge host, realtime hub and load lab binaries built by the run above.
     crate::cmd::app::ensure_chromium()?;
-    tools::build_native(&["edge-host", "realtime-hub", "load-lab"])?;
+    tools::build_native(&["edge-host", "realtime-hub", "load-lab", "sync-daemon"])?;
     tools::run(cargo().args(["test", "--release", "-p", "yew-app"]))
 }
