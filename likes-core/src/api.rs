@@ -451,9 +451,11 @@ pub mod lab {
                 requests: u64,
                 errors: u64,
                 sockets: u64,
+                delivery_frames: u64,
                 delivery_p99_ms: f64,
                 sync_lag_s: Option<f64>,
                 sync_lag_entries: Option<f64>,
+                in_flight: u64,
             }
             let f = Flat::deserialize(d)?;
             Ok(match f.kind.as_str() {
@@ -473,9 +475,11 @@ pub mod lab {
                     requests: f.requests,
                     errors: f.errors,
                     sockets: f.sockets,
+                    delivery_frames: f.delivery_frames,
                     delivery_p99_ms: f.delivery_p99_ms,
                     sync_lag_s: f.sync_lag_s,
                     sync_lag_entries: f.sync_lag_entries,
+                    in_flight: f.in_flight,
                 }),
                 "drain" => Self::Drain {
                     matching: f.matching,
@@ -487,7 +491,8 @@ pub mod lab {
         }
     }
 
-    /// The load phase's last second (the figures the page plots).
+    /// The load phase's last second: what the generator reports (`likes_load` sends it as is)
+    /// and the page plots.
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     #[serde(default)]
     pub struct Tick {
@@ -501,10 +506,14 @@ pub mod lab {
         pub requests: u64,
         pub errors: u64,
         pub sockets: u64,
+        /// `likes:updated` frames the sockets received in that second.
+        pub delivery_frames: u64,
         pub delivery_p99_ms: f64,
         /// Seconds the sync daemon is behind Redis; absent when not sampled.
         pub sync_lag_s: Option<f64>,
         pub sync_lag_entries: Option<f64>,
+        /// Requests sent and not answered yet.
+        pub in_flight: u64,
     }
 
     /// How a run ended.

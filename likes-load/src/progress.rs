@@ -32,25 +32,9 @@ pub enum ProgressEvent {
     Note { message: String },
 }
 
-/// The load phase's last second.
-#[derive(Debug, Clone, Serialize)]
-pub struct Tick {
-    pub elapsed_s: f64,
-    pub total_s: f64,
-    pub target_rate: f64,
-    /// 2xx answers per second for arrivals of the last full second.
-    pub achieved_rate: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub requests: u64,
-    pub errors: u64,
-    pub sockets: u64,
-    pub delivery_frames: u64,
-    pub delivery_p99_ms: f64,
-    pub sync_lag_s: Option<f64>,
-    pub sync_lag_entries: Option<f64>,
-    pub in_flight: u64,
-}
+/// The load phase's last second; the type lives in the core crate because the load lab's page
+/// reads it too.
+pub use likes_core::api::lab::Tick;
 
 /// Receives progress; must be cheap (called from the run's tasks).
 pub trait ProgressSink: Send + Sync {

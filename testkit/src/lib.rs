@@ -1,6 +1,9 @@
 //! Real servers for integration tests: each test starts its own on a free port, with its data in
 //! a temporary directory, and the server dies with the handle.
 
+pub mod edge;
+pub mod socketio;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

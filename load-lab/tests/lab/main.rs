@@ -5,16 +5,14 @@
 //!
 //! Needs `cargo build --release -p edge-host` and `cargo xtask build` (the components).
 
-mod client;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use client::Client;
 use likes_core::api::lab::{self, Ack, Done, LabState, Outcome, Progress};
 use serde_json::{Value, json};
+use testkit::socketio::Client;
 use testkit::{TestRedis, free_port, workspace_root};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

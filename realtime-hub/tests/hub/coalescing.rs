@@ -6,8 +6,8 @@ use likes_core::keys::LIKE_CHANNEL;
 use serde_json::json;
 use testkit::TestRedis;
 
-use crate::client::Client;
 use crate::support::{Hub, LONG, SHORT, like_message, post, publish_like};
+use testkit::socketio::Client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_yields_few_emits_and_the_last_carries_the_final_count() {

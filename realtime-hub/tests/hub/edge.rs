@@ -2,73 +2,27 @@
 //! `spin.toml` against the same throw-away Redis, likes sent over HTTP as the app sends them.
 //! `cargo xtask test` builds the binary and the components before the tests run.
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use likes_core::PostId;
 use likes_core::api::{LikeResponse, SessionResponse, User};
 use likes_core::scripts::{POST, PostCall};
-use testkit::{free_port, workspace_root};
+use testkit::edge::EdgeProcess;
 
-/// Components the like path needs (`spin.toml` loads them all; these two are enough to tell
-/// whether `cargo xtask build` ran).
-const NEEDED_COMPONENTS: &[&str] = &["session.wasm", "likes.wasm"];
-
-/// A running edge host, killed on drop.
+/// A running edge host (killed on drop) and a client for it.
 pub struct Edge {
-    child: Child,
+    _process: EdgeProcess,
     pub base: String,
     http: reqwest::Client,
 }
 
 impl Edge {
-    /// Starts `target/release/edge-host` on a free port against `redis_port`; fails with one
-    /// line naming the command to run when the binary or the components are missing.
+    /// Starts `target/release/edge-host` on a free port against `redis_port`.
     pub async fn start(redis_port: u16) -> Self {
-        let root = workspace_root();
-        let bin = root.join("target/release/edge-host");
-        assert!(
-            bin.is_file(),
-            "{} is missing: run `cargo build --release -p edge-host` (cargo xtask test does)",
-            bin.display()
-        );
-        let components = root.join("target/wasm32-wasip2/component");
-        for c in NEEDED_COMPONENTS {
-            let path: PathBuf = components.join(c);
-            assert!(
-                path.is_file(),
-                "{} is missing: run `cargo xtask build` (cargo xtask test does)",
-                path.display()
-            );
-        }
-        let port = free_port();
-        let child = Command::new(&bin)
-            .current_dir(&root)
-            .arg("--manifest")
-            .arg(root.join("spin.toml"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--variable", "session_secret=hub-test-secret"])
-            .args(["--variable", &format!("redis_host=127.0.0.1:{redis_port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start edge-host");
-        let edge = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
+        let process = EdgeProcess::start(&format!("127.0.0.1:{redis_port}"), "hub-test-secret");
+        Self {
+            base: process.base.clone(),
+            _process: process,
             http: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "edge-host did not listen in 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        edge
     }
 
     /// `POST /api/session`: a new user and its token.
@@ -96,13 +50,6 @@ impl Edge {
         let r = req.bearer_auth(token).send().await.expect("like request");
         assert_eq!(r.status(), 200, "like {post} (on = {on})");
         r.json().await.expect("like body")
-    }
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

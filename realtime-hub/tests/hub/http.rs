@@ -3,8 +3,8 @@
 use serde_json::json;
 use testkit::TestRedis;
 
-use crate::client::Client;
 use crate::support::Hub;
+use testkit::socketio::Client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_and_metrics() {

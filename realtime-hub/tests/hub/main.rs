@@ -2,7 +2,6 @@
 //! `realtime_hub::run`, a raw Engine.IO/Socket.IO v4 client over WebSocket, the official JS
 //! client, and real likes through the release edge host (`edge`).
 
-mod client;
 mod coalescing;
 mod edge;
 mod http;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 use testkit::TestRedis;
 
-use crate::client::Client;
 use crate::support::{Hub, LONG, post, set_count};
+use testkit::socketio::Client;
 
 /// A `redis-server` on a given port (the one a killed `TestRedis` used), killed on drop.
 struct Restarted(Child);

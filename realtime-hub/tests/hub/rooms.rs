@@ -3,8 +3,8 @@
 use serde_json::json;
 use testkit::TestRedis;
 
-use crate::client::Client;
 use crate::support::{Hub, LONG, SHORT, post, publish_like, publish_post, set_count};
+use testkit::socketio::Client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_acks_current_counts_and_unknown_posts_count_zero() {

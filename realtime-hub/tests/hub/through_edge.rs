@@ -8,9 +8,9 @@ use likes_core::keys::PostKeys;
 use serde_json::{Value, json};
 use testkit::TestRedis;
 
-use crate::client::Client;
 use crate::edge::{Edge, create_post, fresh_post};
 use crate::support::{Hub, LONG};
+use testkit::socketio::Client;
 
 /// Waits until `c` has seen `likes:updated` carrying `want`; returns every update it saw.
 async fn until_count(c: &mut Client, want: u64) -> Vec<Value> {

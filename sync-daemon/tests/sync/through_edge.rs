@@ -4,64 +4,27 @@
 //! and the edge keeps working on top (new likes, new posts that do not reuse an id).
 //! `cargo xtask test` builds the binary and the components before the tests run.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use likes_core::api::{FeedPage, LikersPage, Post, SessionResponse};
 use serde_json::Value;
-use testkit::{free_port, workspace_root};
+use testkit::edge::EdgeProcess;
 
 use crate::support::{Env, InProcess};
 
 const SECRET: &str = "sync-through-edge-secret";
 
-/// The release edge host, killed on drop.
+/// The release edge host (killed on drop) and a client for it.
 struct Edge {
-    child: Child,
+    _process: EdgeProcess,
     base: String,
     http: reqwest::Client,
 }
 
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Edge {
-    async fn start(redis_host: &str) -> Self {
-        let root = workspace_root();
-        let bin = root.join("target/release/edge-host");
-        assert!(
-            bin.is_file(),
-            "{} is missing: run `cargo build --release -p edge-host` (cargo xtask test does)",
-            bin.display()
-        );
-        let port = free_port();
-        let child = Command::new(&bin)
-            .current_dir(&root)
-            .arg("--manifest")
-            .arg(root.join("spin.toml"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--variable", &format!("session_secret={SECRET}")])
-            .args(["--variable", &format!("redis_host={redis_host}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start edge-host (run `cargo xtask build` for the components)");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "edge-host did not listen in 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    fn start(redis_host: &str) -> Self {
+        let process = EdgeProcess::start(redis_host, SECRET);
         Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: process.base.clone(),
+            _process: process,
             http: reqwest::Client::new(),
         }
     }
@@ -188,7 +151,7 @@ async fn snapshot(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_flushall_and_rehydrate_the_edge_api_answers_exactly_as_before() {
     let env = Env::start();
-    let edge = Edge::start(&env.redis.host()).await;
+    let edge = Edge::start(&env.redis.host());
     let mut users = Vec::new();
     for name in ["ann", "bob", "cy", "dee", "eve"] {
         users.push(edge.sign_in(name).await);

@@ -1,6 +1,7 @@
-//! A minimal Socket.IO v4 client over raw Engine.IO v4 WebSocket frames (the realtime hub's
-//! test client): enough to connect to namespace `/`, emit with acks, and collect events.
-//! Frames: `0{…}` open, `2`/`3` ping/pong, `40` connect, `42[…]` event, `43<id>[…]` ack.
+//! A minimal Socket.IO v4 client for tests (the realtime hub's and the load lab's) over raw
+//! Engine.IO v4 WebSocket frames: enough to connect to namespace `/`, emit with acks, and
+//! collect events. Frames: `0{…}` open, `2`/`3` ping/pong,
+//! `40` connect, `42[…]` event, `42<id>[…]` event wanting an ack, `43<id>[…]` ack.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
+/// One Socket.IO connection on namespace `/`.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
@@ -138,6 +140,13 @@ impl Client {
             self.events.drain(..).partition(|(n, _)| n == name);
         self.events = rest.into();
         matching.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Every `name` event received during `wait`.
+    pub async fn events_for(&mut self, name: &str, wait: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + wait;
+        while let Ok(true) = tokio::time::timeout_at(deadline, self.pump()).await {}
+        self.take(name)
     }
 
     /// Waits until the server closes the connection; true if it did within `wait`.
