@@ -2,7 +2,6 @@
 //! written by the production Lua scripts.
 
 mod admin;
-mod bench;
 mod crash;
 mod exactly_once;
 mod outage;
