@@ -11,6 +11,10 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 /// Default `subscribe`/`unsubscribe` events allowed per socket per second (the burst is twice
 /// that).
 pub const DEFAULT_EVENTS_PER_SECOND: u32 = 20;
+/// Default time between the Engine.IO pings the hub sends every client (the protocol's 25 s).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(25);
+/// Default time a client has to answer a ping before the hub closes it (the protocol's 20 s).
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Which browser origins may reach the hub cross-origin (long-polling needs CORS; WebSocket
 /// does not).
@@ -47,6 +51,10 @@ pub struct Config {
     pub max_payload_bytes: u64,
     /// Client events allowed per socket per second (0 disables the limit).
     pub events_per_second: u32,
+    /// Time between the Engine.IO pings sent to every client.
+    pub ping_interval: Duration,
+    /// Time a client has to answer a ping before its connection is closed.
+    pub ping_timeout: Duration,
     /// Origins allowed by CORS.
     pub cors_origins: CorsOrigins,
     /// First delay before reconnecting to Redis; doubles up to `reconnect_max`.
@@ -68,6 +76,8 @@ impl Config {
             max_posts_per_socket: DEFAULT_MAX_POSTS_PER_SOCKET,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             events_per_second: DEFAULT_EVENTS_PER_SECOND,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
             cors_origins: CorsOrigins::List(vec![
                 "http://127.0.0.1:3000".to_owned(),
                 "http://localhost:3000".to_owned(),

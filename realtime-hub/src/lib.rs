@@ -78,6 +78,8 @@ pub async fn run(
     let (layer, io) = SocketIo::builder()
         .max_payload(hub.config.max_payload_bytes)
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
+        .ping_interval(hub.config.ping_interval)
+        .ping_timeout(hub.config.ping_timeout)
         .with_state(Arc::clone(&hub))
         .build_layer();
     io.ns("/", handlers::on_connect.with(handlers::register));

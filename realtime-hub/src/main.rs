@@ -37,6 +37,12 @@ struct Cli {
     /// Client events allowed per socket per second (0 = unlimited).
     #[arg(long, env = "HUB_EVENTS_PER_SECOND", default_value_t = realtime_hub::config::DEFAULT_EVENTS_PER_SECOND)]
     events_per_second: u32,
+    /// Time between Engine.IO pings to every client, e.g. `25s`.
+    #[arg(long, env = "HUB_PING_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
+    ping_interval: Duration,
+    /// Time a client has to answer a ping before it is disconnected, e.g. `20s`.
+    #[arg(long, env = "HUB_PING_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    ping_timeout: Duration,
     /// Seconds connections get to close after SIGINT/SIGTERM.
     #[arg(long, env = "HUB_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     shutdown_grace_secs: u64,
@@ -50,6 +56,8 @@ impl Cli {
         config.max_posts_per_socket = self.max_posts_per_socket;
         config.max_payload_bytes = self.max_payload_bytes;
         config.events_per_second = self.events_per_second;
+        config.ping_interval = self.ping_interval;
+        config.ping_timeout = self.ping_timeout;
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
         config
     }

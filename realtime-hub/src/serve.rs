@@ -7,9 +7,10 @@ use std::pin::pin;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{OriginalUri, Request};
-use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::extract::Request;
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Uri, header};
 use hyper::server::conn::http1;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -72,24 +73,38 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
     while conns.join_next().await.is_some() {}
 }
 
-/// Copies the request's URI and header values into their own small allocations. hyper parses
-/// them as slices of the connection's read buffer, and engineioxide keeps the request parts of
-/// every socket for its whole life, so without this each idle socket pins that whole buffer.
+/// The request headers the Socket.IO layer reads: the WebSocket handshake key and the polling
+/// body's type. CORS runs outside [`detach_from_read_buffer`] and sees every header; no handler
+/// of the hub reads the rest, and each kept header is stored with every socket for its life.
+const KEPT_HEADERS: [HeaderName; 2] = [header::SEC_WEBSOCKET_KEY, header::CONTENT_TYPE];
+
+/// Copies the request's URI and the headers in [`KEPT_HEADERS`] into their own small
+/// allocations and drops the other headers and extensions. hyper parses them as slices of the connection's read
+/// buffer, and engineioxide keeps the request parts of every socket for its whole life, so
+/// without this each idle socket pins that whole buffer (and ~1 KB of headers nobody reads).
 pub async fn detach_from_read_buffer(req: Request) -> Request {
     let (mut parts, body) = req.into_parts();
-    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    let kept = |name: &HeaderName| KEPT_HEADERS.contains(name);
+    let mut headers = HeaderMap::with_capacity(parts.headers.keys().filter(|n| kept(n)).count());
     for (name, value) in &parts.headers {
+        if !kept(name) {
+            continue;
+        }
         let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
         copy.set_sensitive(value.is_sensitive());
         headers.append(name.clone(), copy);
     }
     parts.headers = headers;
     if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
-        // axum's router keeps a clone of the URI too, which shares the same buffer.
-        if parts.extensions.get::<OriginalUri>().is_some() {
-            parts.extensions.insert(OriginalUri(uri.clone()));
-        }
         parts.uri = uri;
+    }
+    // Of the extensions only hyper's upgrade handle is read below this layer; axum's routing
+    // extensions (its copy of the URI, which shares the read buffer, and the path parameters)
+    // would otherwise live as long as the socket.
+    let upgrade = parts.extensions.remove::<OnUpgrade>();
+    parts.extensions = Extensions::new();
+    if let Some(upgrade) = upgrade {
+        parts.extensions.insert(upgrade);
     }
     Request::from_parts(parts, body)
 }

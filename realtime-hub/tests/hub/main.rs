@@ -4,6 +4,7 @@
 
 mod coalescing;
 mod edge;
+mod heartbeat;
 mod http;
 mod js;
 mod resilience;

@@ -1,7 +1,8 @@
 //! `cargo xtask bench realtime`: the realtime hub, measured as a separate process against a
 //! throw-away Redis, with a bare tokio-tungstenite echo server as the reference in the same run:
 //! 1. memory per idle connected socket (server RSS delta / sockets) at 10K and 50K sockets,
-//!    hub (each socket subscribed to one post) next to the reference;
+//!    hub (each socket subscribed to one post) next to the reference; when one process may not
+//!    hold that many fds, the sockets are shared by several server processes, all up at once;
 //! 2. like → client latency p50/p99 with 10K subscribed sockets under a steady like load through
 //!    the real like script (coalescing window included), spread over every post and on a few
 //!    hot posts where coalescing holds counts back;
@@ -68,52 +69,70 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
 
     let mut memory = Vec::new();
     let mut loads = Vec::new();
-    for wanted in MEMORY_SOCKETS {
-        let sockets = wanted.min(server_max);
-        if sockets < wanted {
+    for sockets in MEMORY_SOCKETS {
+        // One server process holds one fd per socket; beyond its limit the sockets are shared
+        // by as many processes as needed (as horizontally scaled hubs would), all up at once.
+        let processes = sockets.div_ceil(per_process);
+        if processes > 1 {
             eprintln!(
-                "[bench] the fd limit ({fds}, hard) fits {sockets} sockets per process, not {wanted}: measuring {sockets}"
+                "[bench] the fd limit ({fds}, hard) fits {server_max} sockets per process: {sockets} sockets over {processes} server processes"
             );
         }
-        // The reference first: a bare tokio-tungstenite echo server.
-        {
-            let port = free_port()?;
-            let addr = format!("127.0.0.1:{port}");
-            let server = Service::start("ws-echo", {
-                let addr = addr.clone();
-                move || {
-                    let mut c = Command::new(example("ws-echo"));
-                    c.args(["--listen", &addr]);
-                    c
-                }
-            })?;
-            proc::wait_for_port(&addr, Duration::from_secs(10))?;
-            let m = idle_memory(&server, &addr, "ws", sockets, per_process)?;
-            memory.push(json!({"server": "tokio-tungstenite echo (reference)", "sockets": sockets, "wanted": wanted, "bytes_per_socket": m.per_socket, "rss_before": m.before, "rss_after": m.after, "connect_secs": m.secs}));
-        }
-        // The hub.
-        let port = free_port()?;
-        let addr = format!("127.0.0.1:{port}");
-        let hub = Service::start("realtime-hub", {
-            let (addr, redis_url) = (addr.clone(), redis_url.clone());
-            move || {
-                let mut c = Command::new(tools::release_bin("realtime-hub"));
-                c.args(["--listen", &addr, "--redis-url", &redis_url])
-                    .env("RUST_LOG", "warn");
-                c
-            }
-        })?;
-        wait_healthy(&addr)?;
-        let mut m = idle_memory_keep(&hub, &addr, "socketio", sockets, per_process)?;
-        memory.push(json!({"server": "realtime-hub", "sockets": sockets, "wanted": wanted, "bytes_per_socket": m.per_socket, "rss_before": m.before, "rss_after": m.after, "connect_secs": m.secs}));
-        if wanted == LATENCY_SOCKETS {
+        // The reference first: bare tokio-tungstenite echo servers.
+        let echo = fleet_memory(
+            processes,
+            || {
+                let port = free_port()?;
+                let addr = format!("127.0.0.1:{port}");
+                let server = Service::start("ws-echo", {
+                    let addr = addr.clone();
+                    move || {
+                        let mut c = Command::new(example("ws-echo"));
+                        c.args(["--listen", &addr]);
+                        c
+                    }
+                })?;
+                proc::wait_for_port(&addr, Duration::from_secs(10))?;
+                Ok((server, addr))
+            },
+            "ws",
+            sockets,
+            per_process,
+        )?;
+        memory.push(echo.row("tokio-tungstenite echo (reference)"));
+        echo.finish()?;
+        // The hubs.
+        let mut hubs = fleet_memory(
+            processes,
+            || {
+                let port = free_port()?;
+                let addr = format!("127.0.0.1:{port}");
+                let hub = Service::start("realtime-hub", {
+                    let (addr, redis_url) = (addr.clone(), redis_url.clone());
+                    move || {
+                        let mut c = Command::new(tools::release_bin("realtime-hub"));
+                        c.args(["--listen", &addr, "--redis-url", &redis_url])
+                            .env("RUST_LOG", "warn");
+                        c
+                    }
+                })?;
+                wait_healthy(&addr)?;
+                Ok((hub, addr))
+            },
+            "socketio",
+            sockets,
+            per_process,
+        )?;
+        memory.push(hubs.row("realtime-hub"));
+        if sockets == LATENCY_SOCKETS && processes == 1 {
+            let (hub, addr, clients) = &mut hubs.servers[0];
             for (phase, hot) in [("spread", POSTS), ("hot", HOT_POSTS)] {
-                let emits0 = metric(&addr, "realtime_hub_like_emits_out_total")?;
+                let emits0 = metric(addr, "realtime_hub_like_emits_out_total")?;
                 let cpu0 = cpu_ticks(hub.pid())?;
-                let mut r =
-                    m.command(&format!("load {redis_url} {LIKES_PER_SEC} {seconds} {hot}"))?;
+                let mut r = clients
+                    .command(&format!("load {redis_url} {LIKES_PER_SEC} {seconds} {hot}"))?;
                 let ticks = cpu_ticks(hub.pid())? - cpu0;
-                let emits = metric(&addr, "realtime_hub_like_emits_out_total")? - emits0;
+                let emits = metric(addr, "realtime_hub_like_emits_out_total")? - emits0;
                 let cpu_ms = ticks as f64 / TICKS_PER_SEC * 1000.0;
                 let frames = r["frames"].as_f64().unwrap_or(0.0);
                 r["phase"] = json!(phase);
@@ -126,7 +145,7 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
                 loads.push(r);
             }
         }
-        m.finish()?;
+        hubs.finish()?;
     }
 
     let report = json!({
@@ -155,9 +174,9 @@ fn print_table(report: &Value) {
     let empty = Vec::new();
     let rows = report["memory"].as_array().unwrap_or(&empty);
     println!(
-        "| server | idle sockets | RSS before → after (MiB) | bytes per socket | vs reference |"
+        "| server | idle sockets | server processes | RSS before → after (MiB, summed) | bytes per socket | vs reference |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for r in rows {
         let reference = rows
             .iter()
@@ -167,9 +186,10 @@ fn print_table(report: &Value) {
         let per = r["bytes_per_socket"].as_f64().unwrap_or(f64::NAN);
         let mib = |v: &Value| v.as_f64().unwrap_or(0.0) / 1_048_576.0;
         println!(
-            "| {} | {} | {:.1} → {:.1} | {per:.0} | {:.2}× |",
+            "| {} | {} | {} | {:.1} → {:.1} | {per:.0} | {:.2}× |",
             r["server"].as_str().unwrap_or("?"),
             r["sockets"],
+            r["processes"],
             mib(&r["rss_before"]),
             mib(&r["rss_after"]),
             per / reference
@@ -300,7 +320,6 @@ struct Client {
 /// The running bench client processes, with their sockets up, and what the server's memory did.
 struct Clients {
     procs: Vec<Client>,
-    per_socket: f64,
     before: u64,
     after: u64,
     secs: f64,
@@ -340,12 +359,14 @@ impl Drop for Clients {
     }
 }
 
-/// Connects `sockets` clients to `server` (in as many processes as the fd limit requires) and
-/// returns the server's RSS growth per socket, leaving the clients connected.
+/// Connects clients `first..first + sockets` (the index picks each one's source address and
+/// post) to `server`, in as many client processes as the fd limit requires, and measures the
+/// server's RSS growth, leaving the clients connected.
 fn idle_memory_keep(
     server: &Service,
     addr: &str,
     mode: &str,
+    first: usize,
     sockets: usize,
     per_process: usize,
 ) -> anyhow::Result<Clients> {
@@ -353,9 +374,9 @@ fn idle_memory_keep(
     let before = rss(server.pid())?;
     let started = Instant::now();
     let mut procs = Vec::new();
-    let mut first = 0;
-    while first < sockets {
-        let n = per_process.min(sockets - first);
+    let (mut first, end) = (first, first + sockets);
+    while first < end {
+        let n = per_process.min(end - first);
         let mut child = Command::new(example("hub-bench"))
             .args(["--addr", addr, "--mode", mode])
             .args(["--sockets", &n.to_string(), "--first", &first.to_string()])
@@ -387,35 +408,63 @@ fn idle_memory_keep(
     );
     Ok(Clients {
         procs,
-        per_socket,
         before,
         after,
         secs,
     })
 }
 
-/// Like [`idle_memory_keep`], then disconnects the clients.
-fn idle_memory(
-    server: &Service,
-    addr: &str,
+/// Server processes sharing one memory measurement, each with its clients still connected.
+struct Fleet {
+    servers: Vec<(Service, String, Clients)>,
+    sockets: usize,
+}
+
+impl Fleet {
+    fn before(&self) -> u64 {
+        self.servers.iter().map(|(_, _, c)| c.before).sum()
+    }
+    fn after(&self) -> u64 {
+        self.servers.iter().map(|(_, _, c)| c.after).sum()
+    }
+    /// Server RSS growth (summed over the processes) per socket.
+    fn per_socket(&self) -> f64 {
+        self.after().saturating_sub(self.before()) as f64 / self.sockets as f64
+    }
+    fn row(&self, server: &str) -> Value {
+        let secs = self
+            .servers
+            .iter()
+            .map(|(_, _, c)| c.secs)
+            .fold(0.0, f64::max);
+        json!({"server": server, "sockets": self.sockets, "processes": self.servers.len(), "bytes_per_socket": self.per_socket(), "rss_before": self.before(), "rss_after": self.after(), "connect_secs": secs})
+    }
+    /// Disconnects every client; the servers stop when dropped.
+    fn finish(self) -> anyhow::Result<()> {
+        for (_, _, clients) in self.servers {
+            clients.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts `processes` servers with `start` and connects `sockets` idle clients spread evenly
+/// over them, keeping every socket up until the fleet is finished.
+fn fleet_memory(
+    processes: usize,
+    start: impl Fn() -> anyhow::Result<(Service, String)>,
     mode: &str,
     sockets: usize,
     per_process: usize,
-) -> anyhow::Result<Mem> {
-    let c = idle_memory_keep(server, addr, mode, sockets, per_process)?;
-    let m = Mem {
-        per_socket: c.per_socket,
-        before: c.before,
-        after: c.after,
-        secs: c.secs,
-    };
-    c.finish()?;
-    Ok(m)
-}
-
-struct Mem {
-    per_socket: f64,
-    before: u64,
-    after: u64,
-    secs: f64,
+) -> anyhow::Result<Fleet> {
+    let mut servers = Vec::new();
+    let mut first = 0;
+    for i in 0..processes {
+        let share = sockets / processes + usize::from(i < sockets % processes);
+        let (server, addr) = start()?;
+        let clients = idle_memory_keep(&server, &addr, mode, first, share, per_process)?;
+        servers.push((server, addr, clients));
+        first += share;
+    }
+    Ok(Fleet { servers, sockets })
 }
