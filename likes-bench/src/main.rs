@@ -2,6 +2,8 @@
 //!
 //! - `drive`: closed-loop HTTP load (N keep-alive connections) of state-changing likes/unlikes;
 //! - `redis`: the same script straight into Redis, the ceiling every HTTP path is compared to;
+//! - `redis-benchmark`: the same script through `redis-benchmark` (no pipelining), the looser
+//!   ceiling `shared/facts.md` used;
 //! - `native`: the same like logic as a plain axum handler, the reference for the wasm host;
 //! - `memory`: bytes per like of the dedupe structure vs a plain Redis SET;
 //! - `seed`: the posts the like benchmarks cycle through;
@@ -12,6 +14,7 @@
 mod drive;
 mod memory;
 mod native;
+mod redis_benchmark;
 mod redis_ceiling;
 mod seed;
 mod upload;
@@ -30,6 +33,7 @@ struct Cli {
 enum Command {
     Drive(drive::Args),
     Redis(redis_ceiling::Args),
+    RedisBenchmark(redis_benchmark::Args),
     Native(native::Args),
     Memory(memory::Args),
     Upload(upload::Args),
@@ -50,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Drive(a) => drive::run(a).await,
         Command::Redis(a) => redis_ceiling::run(a).await,
+        Command::RedisBenchmark(a) => redis_benchmark::run(a).await,
         Command::Native(a) => native::run(a).await,
         Command::Memory(a) => memory::run(a).await,
         Command::Upload(a) => upload::run(a).await,

@@ -71,6 +71,33 @@ impl Report {
     }
 }
 
+impl Report {
+    /// A run measured by an outside tool that reports its own rate and percentiles.
+    pub fn from_rate(
+        target: &str,
+        connections: usize,
+        requests: u64,
+        rps: f64,
+        elapsed: Duration,
+        cpu: Option<Duration>,
+    ) -> Self {
+        Self {
+            target: target.to_owned(),
+            connections,
+            requests,
+            errors: 0,
+            seconds: elapsed.as_secs_f64(),
+            rps,
+            p50_us: 0,
+            p99_us: 0,
+            p999_us: 0,
+            server_cpu_us_per_req: cpu
+                .filter(|_| requests > 0)
+                .map(|c| c.as_secs_f64() * 1e6 / requests as f64),
+        }
+    }
+}
+
 /// The measured interval of a run: how long it lasted and how much CPU the server used in it.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {

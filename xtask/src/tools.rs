@@ -78,7 +78,7 @@ pub fn apt_install(what: &str, packages: &[&str]) -> anyhow::Result<()> {
         .args(packages))
 }
 
-/// `redis-server` and `redis-cli`.
+/// `redis-server`, `redis-cli` and `redis-benchmark` (Debian's redis-server pulls in redis-tools).
 pub fn ensure_redis() -> anyhow::Result<()> {
     if on_path("redis-server") {
         return Ok(());
