@@ -82,15 +82,10 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
         let echo = fleet_memory(
             processes,
             || {
-                let port = free_port()?;
-                let addr = format!("127.0.0.1:{port}");
-                let server = Service::start("ws-echo", {
-                    let addr = addr.clone();
-                    move || {
-                        let mut c = Command::new(example("ws-echo"));
-                        c.args(["--listen", &addr]);
-                        c
-                    }
+                let (server, addr) = start_server("ws-echo", |addr| {
+                    let mut c = Command::new(example("ws-echo"));
+                    c.args(["--listen", addr]);
+                    c
                 })?;
                 proc::wait_for_port(&addr, Duration::from_secs(10))?;
                 Ok((server, addr))
@@ -105,16 +100,12 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
         let mut hubs = fleet_memory(
             processes,
             || {
-                let port = free_port()?;
-                let addr = format!("127.0.0.1:{port}");
-                let hub = Service::start("realtime-hub", {
-                    let (addr, redis_url) = (addr.clone(), redis_url.clone());
-                    move || {
-                        let mut c = Command::new(tools::release_bin("realtime-hub"));
-                        c.args(["--listen", &addr, "--redis-url", &redis_url])
-                            .env("RUST_LOG", "warn");
-                        c
-                    }
+                let redis_url = redis_url.clone();
+                let (hub, addr) = start_server("realtime-hub", move |addr| {
+                    let mut c = Command::new(tools::release_bin("realtime-hub"));
+                    c.args(["--listen", addr, "--redis-url", &redis_url])
+                        .env("RUST_LOG", "warn");
+                    c
                 })?;
                 wait_healthy(&addr)?;
                 Ok((hub, addr))
@@ -217,6 +208,20 @@ fn print_table(report: &Value) {
             f("cpu_ms_per_1000_frames"),
         );
     }
+}
+
+/// Starts one server on a free loopback port; `command` builds its command line for that
+/// address.
+fn start_server(
+    name: &str,
+    command: impl Fn(&str) -> Command + 'static,
+) -> anyhow::Result<(Service, String)> {
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let server = Service::start(name, {
+        let addr = addr.clone();
+        move || command(&addr)
+    })?;
+    Ok((server, addr))
 }
 
 fn free_port() -> anyhow::Result<u16> {
