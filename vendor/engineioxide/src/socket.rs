@@ -359,7 +359,8 @@ where
         tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
 
         // Patched (see vendor/README.md): one boxed timer serves both the ping schedule and the
-        // pong deadline, instead of an `Interval` plus an inline `timeout` (~300 B per socket).
+        // pong deadline, instead of an `Interval` (which boxes a timer of its own) plus a
+        // `timeout` stored inline in this future.
         // Pings go out at start, start + interval, start + 2 × interval, … as with `Interval`.
         let mut next_ping = tokio::time::Instant::now();
         let mut timer = Box::pin(tokio::time::sleep_until(next_ping));
