@@ -1,5 +1,6 @@
 // Drives the hub with the official socket.io-client, as the browser app will.
-// Usage: node hub-client.test.mjs <hub url> <websocket|polling> <post id> <initial count> <final count>
+// Usage: node hub-client.test.mjs <hub url> <websocket|polling|upgrade> <post id> <initial count> <final count>
+// `upgrade` starts on long-polling and upgrades to WebSocket, as a browser does by default.
 // Prints READY once subscribed (the Rust test then publishes likes), then one JSON result line.
 import { io } from "socket.io-client";
 
@@ -10,7 +11,8 @@ const fail = (msg) => {
 };
 setTimeout(() => fail("timed out"), 15000).unref();
 
-const socket = io(url, { transports: [transport], reconnection: false });
+const transports = transport === "upgrade" ? ["polling", "websocket"] : [transport];
+const socket = io(url, { transports, reconnection: false });
 socket.on("connect_error", (e) => fail(`connect_error: ${e.message}`));
 
 const updates = [];
@@ -33,4 +35,7 @@ if (ack?.counts?.[post] !== Number(initial)) fail(`unexpected ack ${JSON.stringi
 const bad = await socket.timeout(5000).emitWithAck("subscribe", "nope");
 if (bad?.error?.title !== "Malformed payload") fail(`unexpected error ack ${JSON.stringify(bad)}`);
 if (!socket.connected) fail("socket dropped after a bad payload");
+if (transport === "upgrade" && socket.io.engine.transport.name !== "websocket") {
+  await new Promise((resolve) => socket.io.engine.once("upgrade", resolve));
+}
 console.log("READY");

@@ -42,7 +42,9 @@ async fn node_ready() -> bool {
     true
 }
 
-async fn run_client(transport: &str) {
+/// Runs the node client with `transport` (`websocket`, `polling`, or `upgrade`: polling then
+/// WebSocket) and checks it ends on `final_transport`.
+async fn run_client(transport: &str, final_transport: &str) {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
     set_count(&mut conn, post(11), 4).await;
@@ -90,7 +92,7 @@ async fn run_client(transport: &str) {
     let status = child.wait().await.expect("node exit");
     assert!(status.success(), "node client failed: {result}");
     let result: serde_json::Value = serde_json::from_str(&result).expect("result json");
-    assert_eq!(result["transport"], transport);
+    assert_eq!(result["transport"], final_transport);
     let updates = result["updates"].as_array().expect("updates");
     assert!(
         !updates.is_empty() && updates.len() <= 4,
@@ -103,14 +105,22 @@ async fn run_client(transport: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_js_client_over_websocket() {
     if node_ready().await {
-        run_client("websocket").await;
+        run_client("websocket", "websocket").await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_js_client_over_long_polling() {
     if node_ready().await {
-        run_client("polling").await;
+        run_client("polling", "polling").await;
+    }
+}
+
+/// The browser's default: long-polling first, then the upgrade to WebSocket mid-session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_js_client_upgrading_from_polling_to_websocket() {
+    if node_ready().await {
+        run_client("upgrade", "websocket").await;
     }
 }
 
