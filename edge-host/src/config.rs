@@ -40,6 +40,9 @@ pub struct Config {
     pub max_instances: u32,
     /// Shared Redis connections per address (round-robin).
     pub redis_connections_per_address: usize,
+    /// Serving threads (each a single-threaded event loop with its own Redis connections);
+    /// 0 means one per available CPU.
+    pub workers: usize,
     /// How long in-flight requests may run after shutdown is requested.
     pub shutdown_grace: Duration,
     /// Use wasmtime's on-disk compilation cache (`$HOME/.cache/wasmtime` by default).
@@ -63,6 +66,7 @@ impl std::fmt::Debug for Config {
                 "redis_connections_per_address",
                 &self.redis_connections_per_address,
             )
+            .field("workers", &self.workers)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("compilation_cache", &self.compilation_cache)
             .field("metrics", &self.metrics.is_some())
@@ -71,6 +75,14 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
+    /// The number of serving threads: `workers`, or one per available CPU when it is 0.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
     /// A configuration for `manifest` with every limit at its default.
     pub fn new(manifest: impl Into<PathBuf>) -> Self {
         Self {
@@ -81,6 +93,7 @@ impl Config {
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
             max_instances: DEFAULT_MAX_INSTANCES,
             redis_connections_per_address: DEFAULT_REDIS_CONNECTIONS,
+            workers: 0,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             compilation_cache: true,
             metrics: None,

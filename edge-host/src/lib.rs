@@ -90,7 +90,14 @@ pub async fn run(
     };
 
     tracing::info!(%local_addr, app = %server.app_name, "serving");
-    let served = server::serve(listener, server, stopped, config.shutdown_grace).await;
+    let served = server::serve(
+        listener,
+        server,
+        stopped,
+        config.shutdown_grace,
+        config.worker_threads(),
+    )
+    .await;
     if let Some(task) = admin_task {
         task.await.context("admin server panicked")??;
     }

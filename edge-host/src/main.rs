@@ -32,7 +32,7 @@ struct Cli {
     #[arg(long, env = "EDGE_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     request_timeout_ms: u64,
     /// Linear-memory limit per instance, in MiB.
-    #[arg(long, env = "EDGE_MEMORY_LIMIT_MIB", default_value_t = 64)]
+    #[arg(long, env = "EDGE_MEMORY_LIMIT_MIB", default_value_t = config::DEFAULT_MEMORY_LIMIT_BYTES >> 20)]
     memory_limit_mib: usize,
     /// Maximum live instances (pooling allocator size); extra requests wait.
     #[arg(long, env = "EDGE_MAX_INSTANCES", default_value_t = config::DEFAULT_MAX_INSTANCES)]
@@ -40,6 +40,9 @@ struct Cli {
     /// Shared Redis connections per address.
     #[arg(long, env = "EDGE_REDIS_CONNECTIONS", default_value_t = config::DEFAULT_REDIS_CONNECTIONS)]
     redis_connections: usize,
+    /// Serving threads, each with its own event loop and Redis connections; 0 means one per CPU.
+    #[arg(long, env = "EDGE_WORKERS", default_value_t = 0)]
+    workers: usize,
     /// Seconds in-flight requests get after SIGINT/SIGTERM.
     #[arg(long, env = "EDGE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -65,6 +68,7 @@ impl Cli {
         config.memory_limit_bytes = self.memory_limit_mib.saturating_mul(1024 * 1024);
         config.max_instances = self.max_instances;
         config.redis_connections_per_address = self.redis_connections;
+        config.workers = self.workers;
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
         config.compilation_cache = !self.no_compilation_cache;
         Ok(config)

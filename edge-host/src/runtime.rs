@@ -39,6 +39,13 @@ pub struct CompiledComponent {
     mounts: Mounts,
 }
 
+impl CompiledComponent {
+    /// The pre-instantiated component, for callers that drive an instance themselves.
+    pub fn pre(&self) -> &ProxyPre<HostState> {
+        &self.pre
+    }
+}
+
 impl std::fmt::Debug for CompiledComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompiledComponent")
@@ -211,7 +218,10 @@ impl Runtime {
         Ok(Self {
             engine,
             components: compiled,
-            redis: Arc::new(RedisPool::new(config.redis_connections_per_address)),
+            redis: Arc::new(RedisPool::new(
+                config.redis_connections_per_address,
+                config.worker_threads(),
+            )),
             memory_limit: config.memory_limit_bytes,
             request_timeout: config.request_timeout,
             instances: Arc::new(Semaphore::new(config.max_instances.max(1) as usize)),

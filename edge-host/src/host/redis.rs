@@ -5,6 +5,7 @@
 //! address (round-robin). A connection that fails for good is dropped from its slot and the next
 //! `open` on that slot reconnects. Results are converted exactly as Spin converts them.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -70,18 +71,29 @@ struct AddressPool {
     next: AtomicUsize,
 }
 
-/// Shared Redis connections for every instance of every component.
+/// Shared Redis connections for every instance of every component: one set per serving worker
+/// thread, so a guest's commands and their replies stay on the thread that runs it.
 pub struct RedisPool {
     per_address: usize,
-    pools: RwLock<HashMap<String, Arc<AddressPool>>>,
+    workers: Vec<RwLock<HashMap<String, Arc<AddressPool>>>>,
+}
+
+thread_local! {
+    /// The serving worker this thread is (0 for any other thread).
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the current thread as serving worker `index`: guests it runs use that worker's Redis
+/// connections, whose reader tasks live on the same thread.
+pub fn set_worker(index: usize) {
+    WORKER.with(|w| w.set(index));
 }
 
 impl std::fmt::Debug for RedisPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let addresses = self.pools.read().map(|p| p.len()).unwrap_or_default();
         f.debug_struct("RedisPool")
             .field("per_address", &self.per_address)
-            .field("addresses", &addresses)
+            .field("workers", &self.workers.len())
             .finish()
     }
 }
@@ -93,20 +105,23 @@ fn connection_config() -> AsyncConnectionConfig {
 }
 
 impl RedisPool {
-    /// A pool keeping `per_address` connections (at least 1) for each address.
-    pub fn new(per_address: usize) -> Self {
+    /// A pool keeping `connections` connections for each address, split evenly over `workers`
+    /// serving threads (at least one each).
+    pub fn new(connections: usize, workers: usize) -> Self {
+        let workers = workers.max(1);
         Self {
-            per_address: per_address.max(1),
-            pools: RwLock::new(HashMap::new()),
+            per_address: (connections / workers).max(1),
+            workers: (0..workers).map(|_| RwLock::default()).collect(),
         }
     }
 
     fn pool_for(&self, address: &str) -> Result<Option<Arc<AddressPool>>, Error> {
-        if let Some(pool) = self.pools.read().ok().and_then(|p| p.get(address).cloned()) {
+        let pools = &self.workers[WORKER.with(Cell::get) % self.workers.len()];
+        if let Some(pool) = pools.read().ok().and_then(|p| p.get(address).cloned()) {
             return Ok(Some(pool));
         }
         let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
-        let Ok(mut pools) = self.pools.write() else {
+        let Ok(mut pools) = pools.write() else {
             return Ok(None);
         };
         if let Some(pool) = pools.get(address) {

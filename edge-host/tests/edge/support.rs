@@ -112,6 +112,11 @@ impl TestEdge {
             .as_ref()
             .map(|l| l.local_addr().expect("admin address"));
         let (shutdown, stop) = oneshot::channel::<()>();
+        // The host's warnings and errors, shown with the output of a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
         let task = tokio::spawn(edge_host::run(listener, admin, config, async move {
             let _ = stop.await;
         }));
