@@ -39,6 +39,15 @@ pub fn from_header(
 
 /// The caller's claims; a missing token is a 401.
 pub fn required(req: &Request, secret: &[u8], now: u64) -> Result<Claims, EdgeError> {
-    optional(req, secret, now)?
+    required_header(
+        req.header("authorization").map(|v| v.as_bytes()),
+        secret,
+        now,
+    )
+}
+
+/// [`required`] from the raw `Authorization` header value.
+pub fn required_header(value: Option<&[u8]>, secret: &[u8], now: u64) -> Result<Claims, EdgeError> {
+    from_header(value, secret, now)?
         .ok_or_else(|| EdgeError::Unauthorized("this route needs a session token".into()))
 }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod redis;
 pub mod respond;
+pub mod wire;
 
 pub use error::EdgeError;
 

@@ -78,8 +78,13 @@ pub fn method_name(method: &Method) -> String {
 
 /// The 405 for `req` on a route that allows `allow`.
 pub fn not_allowed(req: &Request, allow: &'static str) -> EdgeError {
+    method_not_allowed(req.method(), allow)
+}
+
+/// The 405 for `method` on a route that allows `allow`.
+pub fn method_not_allowed(method: &Method, allow: &'static str) -> EdgeError {
     EdgeError::MethodNotAllowed {
-        method: method_name(req.method()),
+        method: method_name(method),
         allow,
     }
 }

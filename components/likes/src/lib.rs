@@ -7,38 +7,42 @@
 #![allow(unsafe_code)]
 
 use edge_kit::redis::{Arg, Redis, ScriptError, int_at, text_at};
+use edge_kit::wire::{self, Head};
 use edge_kit::{EdgeError, auth, respond};
 use likes_core::api::{LikeResponse, LikersPage, LikersQuery, User, likers_cursor};
 use likes_core::keys::{self, PostKeys};
 use likes_core::scripts::LikeCall;
 use likes_core::{PostId, UserId, scripts, time};
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 /// A like on a post that was never created is a 404 (the script checks, atomically with the
 /// like, so a post cannot vanish between the check and the write).
 const REQUIRE_POST: bool = true;
 
+/// Reads only the request head and writes the response directly: this is the hot path, and
+/// the SDK's `Request`/`Response` conversion would cost more host calls than the like itself.
 #[http_component]
-fn handle(req: Request) -> Response {
-    respond::finish(route(&req))
+fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let head = Head::read(&req);
+    wire::send(out, &respond::finish(route(&head)));
 }
 
-fn route(req: &Request) -> Result<Response, EdgeError> {
-    match respond::segments(req).as_slice() {
+fn route(req: &Head) -> Result<Response, EdgeError> {
+    match req.segments().as_slice() {
         ["api", "posts", id, "like"] => {
             let post = parse_post(id)?;
-            match req.method() {
+            match req.method {
                 Method::Put => like(req, post, true),
                 Method::Delete => like(req, post, false),
-                _ => Err(respond::not_allowed(req, "PUT, DELETE")),
+                _ => Err(respond::method_not_allowed(&req.method, "PUT, DELETE")),
             }
         }
         ["api", "posts", id, "likers"] => {
             let post = parse_post(id)?;
-            match req.method() {
+            match req.method {
                 Method::Get => likers(req, post),
-                _ => Err(respond::not_allowed(req, "GET")),
+                _ => Err(respond::method_not_allowed(&req.method, "GET")),
             }
         }
         _ => Err(EdgeError::NotFound("no such route".into())),
@@ -54,10 +58,10 @@ fn parse_post(raw: &str) -> Result<PostId, EdgeError> {
     })
 }
 
-fn like(req: &Request, post: PostId, on: bool) -> Result<Response, EdgeError> {
+fn like(req: &Head, post: PostId, on: bool) -> Result<Response, EdgeError> {
     let secret = edge_kit::var("session_secret")?;
     let (now, now_ms) = edge_kit::now();
-    let claims = auth::required(req, secret.as_bytes(), now)?;
+    let claims = auth::required_header(req.authorization.as_deref(), secret.as_bytes(), now)?;
     let call = LikeCall {
         post,
         user: claims.sub,
@@ -87,11 +91,14 @@ fn like(req: &Request, post: PostId, on: bool) -> Result<Response, EdgeError> {
     ))
 }
 
-fn likers(req: &Request, post: PostId) -> Result<Response, EdgeError> {
+fn likers(req: &Head, post: PostId) -> Result<Response, EdgeError> {
     let secret = edge_kit::var("session_secret")?;
-    auth::optional(req, secret.as_bytes(), edge_kit::now().0)?;
-    let query =
-        LikersQuery::parse(req.query()).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
+    auth::from_header(
+        req.authorization.as_deref(),
+        secret.as_bytes(),
+        edge_kit::now().0,
+    )?;
+    let query = LikersQuery::parse(&req.query).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
     let redis = Redis::open()?;
     let k = PostKeys::new(post);
     // One more than the page tells whether another page exists.

@@ -474,3 +474,29 @@ fn now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// The likes component writes its responses itself (`edge_kit::wire`): each carries its exact
+/// length, so the host sends it in one piece rather than chunked.
+#[tokio::test]
+async fn like_responses_carry_their_exact_length() {
+    let redis = TestRedis::start();
+    let edge = TestEdge::start_app(&redis).await;
+    let author = sign_in(&edge, "author").await;
+    seed_posts(&edge, &author.token, 1).await;
+    for (token, status) in [
+        (author.token.as_str(), StatusCode::OK),
+        ("forged", StatusCode::UNAUTHORIZED),
+    ] {
+        let resp = like(&edge, token, "p_1", true).await;
+        assert_eq!(resp.status(), status);
+        assert!(resp.headers().get("transfer-encoding").is_none());
+        let length: usize = resp.headers()["content-length"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("a number");
+        let body = resp.bytes().await.expect("body");
+        assert_eq!(length, body.len());
+        assert!(serde_json::from_slice::<Value>(&body).is_ok(), "JSON body");
+    }
+}
