@@ -1,9 +1,10 @@
 //! The request head and the response, straight on `wasi:http` with few host calls.
 //!
 //! The SDK's `Request` reads every header and the whole body before a handler runs, and its
-//! response path writes the body through an async sink; each of those steps is a call into
-//! the host. Handlers on the hot path (a like) read only the head they need and answer with
-//! [`send`], which costs about a third of the host calls (`docs/BENCHMARKS.md`).
+//! response path writes the body through an async sink polled by its executor; each step is a
+//! call into the host. The components that take no request body (likes, feed, system) read
+//! only the head they need and answer with [`send`]: a like costs ~20% less CPU in the edge
+//! host this way (`docs/BENCHMARKS.md`), and every response carries its `content-length`.
 
 use spin_sdk::http::ResponseOutparam;
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, Response};

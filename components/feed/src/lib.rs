@@ -10,29 +10,30 @@
 use std::collections::HashMap;
 
 use edge_kit::redis::{Arg, Redis, text_at};
+use edge_kit::wire::{self, Head};
 use edge_kit::{EdgeError, auth, respond};
 use likes_core::api::{FeedCursor, FeedPage, FeedQuery};
 use likes_core::scripts::{self, FeedCall, FeedReply};
 use likes_core::{PostId, UserId, keys};
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(req: Request) -> Response {
-    respond::finish(route(&req))
+fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    wire::send(out, &respond::finish(route(&Head::read(&req))));
 }
 
-fn route(req: &Request) -> Result<Response, EdgeError> {
-    match respond::segments(req).as_slice() {
-        ["api", "feed"] => match req.method() {
+fn route(req: &Head) -> Result<Response, EdgeError> {
+    match req.segments().as_slice() {
+        ["api", "feed"] => match req.method {
             Method::Get => feed(req),
-            _ => Err(respond::not_allowed(req, "GET")),
+            _ => Err(respond::method_not_allowed(&req.method, "GET")),
         },
         ["api", "posts", id] => {
             let post: PostId = id.parse().map_err(|_| not_found(id))?;
-            match req.method() {
+            match req.method {
                 Method::Get => one(req, post),
-                _ => Err(respond::not_allowed(req, "GET")),
+                _ => Err(respond::method_not_allowed(&req.method, "GET")),
             }
         }
         _ => Err(EdgeError::NotFound("no such route".into())),
@@ -47,13 +48,18 @@ fn not_found(id: &str) -> EdgeError {
 }
 
 /// The caller, if signed in; a present but invalid token is a 401.
-fn viewer(req: &Request) -> Result<Option<UserId>, EdgeError> {
+fn viewer(req: &Head) -> Result<Option<UserId>, EdgeError> {
     let secret = edge_kit::var("session_secret")?;
-    Ok(auth::optional(req, secret.as_bytes(), edge_kit::now().0)?.map(|c| c.sub))
+    let claims = auth::from_header(
+        req.authorization.as_deref(),
+        secret.as_bytes(),
+        edge_kit::now().0,
+    )?;
+    Ok(claims.map(|c| c.sub))
 }
 
-fn feed(req: &Request) -> Result<Response, EdgeError> {
-    let query = FeedQuery::parse(req.query()).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
+fn feed(req: &Head) -> Result<Response, EdgeError> {
+    let query = FeedQuery::parse(&req.query).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
     let sort = query.sort;
     let viewer = viewer(req)?;
     let (reply, names) = load(&FeedCall::Page(query), viewer)?;
@@ -66,7 +72,7 @@ fn feed(req: &Request) -> Result<Response, EdgeError> {
     Ok(respond::json(200, &FeedPage { posts, next_cursor }))
 }
 
-fn one(req: &Request, post: PostId) -> Result<Response, EdgeError> {
+fn one(req: &Head, post: PostId) -> Result<Response, EdgeError> {
     let viewer = viewer(req)?;
     let (reply, names) = load(&FeedCall::One(post), viewer)?;
     let post = reply

@@ -5,20 +5,21 @@
 #![allow(unsafe_code)]
 
 use edge_kit::redis::Redis;
+use edge_kit::wire::{self, Head};
 use edge_kit::{EdgeError, respond};
 use likes_core::api::ClientConfig;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(req: Request) -> Response {
-    respond::finish(route(&req))
+fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    wire::send(out, &respond::finish(route(&Head::read(&req))));
 }
 
-fn route(req: &Request) -> Result<Response, EdgeError> {
-    match (req.method(), req.path()) {
+fn route(req: &Head) -> Result<Response, EdgeError> {
+    match (&req.method, req.path.as_str()) {
         (Method::Get, "/api/health") => health(),
-        (_, "/api/health") => Err(respond::not_allowed(req, "GET")),
+        (m, "/api/health") => Err(respond::method_not_allowed(m, "GET")),
         (Method::Get, "/api/config") => Ok(respond::json(
             200,
             &ClientConfig {
@@ -26,7 +27,7 @@ fn route(req: &Request) -> Result<Response, EdgeError> {
                 lab_url: Some(edge_kit::var("lab_url")?).filter(|u| !u.trim().is_empty()),
             },
         )),
-        (_, "/api/config") => Err(respond::not_allowed(req, "GET")),
+        (m, "/api/config") => Err(respond::method_not_allowed(m, "GET")),
         _ => Err(EdgeError::NotFound("no such route".into())),
     }
 }
