@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use likes_core::keys::LIKE_CHANNEL;
@@ -21,20 +22,28 @@ fn js_dir() -> PathBuf {
 }
 
 /// True when node is present and the client is installed (running `npm ci` once if needed).
+/// The check and the install happen once per test binary: tests run in parallel, and one test
+/// seeing a half-written `node_modules` while another installs it fails to import the client.
 async fn node_ready() -> bool {
-    let node = Command::new("node").arg("--version").output().await;
+    static READY: OnceLock<bool> = OnceLock::new();
+    tokio::task::spawn_blocking(|| *READY.get_or_init(install_client))
+        .await
+        .expect("the install thread panicked")
+}
+
+fn install_client() -> bool {
+    let node = std::process::Command::new("node").arg("--version").output();
     if !node.is_ok_and(|o| o.status.success()) {
         eprintln!("node not installed: skipping the socket.io-client test");
         return false;
     }
-    if js_dir().join("node_modules/socket.io-client").exists() {
+    if js_dir().join("node_modules/.package-lock.json").exists() {
         return true;
     }
-    let ci = Command::new("npm")
+    let ci = std::process::Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(js_dir())
-        .status()
-        .await;
+        .status();
     assert!(
         ci.is_ok_and(|s| s.success()),
         "npm ci in realtime-hub/js failed"

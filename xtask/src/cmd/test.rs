@@ -75,6 +75,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     crate::cmd::app::build()?;
     // The hub's edge tests run the real edge-host binary: build it before any test starts.
     tools::build_native(&["edge-host"])?;
+    // The hub's tests drive the official Socket.IO JS client: install it once, up front, rather
+    // than from several tests at the same moment.
+    crate::cmd::app::npm_ci(&tools::root().join("realtime-hub/js"))?;
     tools::run(cargo().args(["test", "--release"]))?;
     // The app's unit tests and its end-to-end test in headless Chromium, which drives the
     // real edge host, realtime hub and load lab binaries built by the run above.
