@@ -6,7 +6,8 @@
 //! 2. `PUT /api/posts/p_1/like` with 64 requests in flight: CPU µs per like, Redis included.
 //!
 //! `cargo run --release -p edge-host --example invoke-loop -- <redis host:port> [requests]`, against
-//! a Redis seeded by `likes-bench seed` and with the components built.
+//! a Redis seeded by `likes-bench seed` and with the components built. With `EDGE_PERFMAP=1`,
+//! `perf record` of the loop names the guests' compiled functions.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,6 +24,10 @@ const SECRET: &str = "bench-secret";
 const CONFIG: &str = "/api/config";
 const LIKE: &str = "/api/posts/p_1/like";
 const IN_FLIGHT: u64 = 64;
+
+/// The same allocator as the edge-host binary, so the loop's costs are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// CPU seconds (user + system) this process has used.
 fn cpu_seconds() -> f64 {
@@ -164,9 +169,10 @@ fn main() -> anyhow::Result<()> {
     let redis = args.next().unwrap_or_else(|| "127.0.0.1:6399".into());
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml");
-    let config = edge_host::Config::new(&manifest)
+    let mut config = edge_host::Config::new(&manifest)
         .variable("session_secret", SECRET)
         .variable("redis_host", redis);
+    config.perfmap = std::env::var_os("EDGE_PERFMAP").is_some();
     let app = edge_host::app::App::load(&config.manifest, &config.variables)?;
     let runtime = Rc::new(Runtime::new(app.components, &config)?);
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();

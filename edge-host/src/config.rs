@@ -47,6 +47,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Use wasmtime's on-disk compilation cache (`$HOME/.cache/wasmtime` by default).
     pub compilation_cache: bool,
+    /// Write `/tmp/perf-<pid>.map` so `perf` names the compiled guest functions it samples.
+    pub perfmap: bool,
     /// Handle of the globally installed Prometheus recorder, rendered at `/metrics`.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -69,6 +71,7 @@ impl std::fmt::Debug for Config {
             .field("workers", &self.workers)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("compilation_cache", &self.compilation_cache)
+            .field("perfmap", &self.perfmap)
             .field("metrics", &self.metrics.is_some())
             .finish()
     }
@@ -96,6 +99,7 @@ impl Config {
             workers: 0,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             compilation_cache: true,
+            perfmap: false,
             metrics: None,
         }
     }

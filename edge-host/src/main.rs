@@ -49,6 +49,9 @@ struct Cli {
     /// Disable wasmtime's on-disk compilation cache.
     #[arg(long)]
     no_compilation_cache: bool,
+    /// Write a perf map (`/tmp/perf-<pid>.map`) so `perf report` names the guests' functions.
+    #[arg(long, env = "EDGE_PERFMAP")]
+    perfmap: bool,
 }
 
 impl Cli {
@@ -71,6 +74,7 @@ impl Cli {
         config.workers = self.workers;
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
         config.compilation_cache = !self.no_compilation_cache;
+        config.perfmap = self.perfmap;
         Ok(config)
     }
 }

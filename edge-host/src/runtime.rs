@@ -115,6 +115,9 @@ fn engine_config(config: &Config, pooling: bool) -> anyhow::Result<wasmtime::Con
     let mut cfg = wasmtime::Config::new();
     cfg.wasm_component_model(true);
     cfg.epoch_interruption(true);
+    if config.perfmap {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if config.compilation_cache {
         match wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
             Ok(cache) => {

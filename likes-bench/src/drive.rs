@@ -37,6 +37,10 @@ pub struct Args {
     /// Pid of the server, to report its CPU per request.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Threads of the load generator: 1 runs every connection on one single-threaded runtime,
+    /// 0 uses one worker per core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -110,8 +114,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.connections,
         &total,
         errors.load(Ordering::Relaxed),
-        window.elapsed,
-        window.cpu,
+        window,
     );
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

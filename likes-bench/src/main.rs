@@ -45,13 +45,28 @@ enum Command {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    let runtime = match &command {
+        Command::Drive(a) if a.threads == 1 => tokio::runtime::Builder::new_current_thread(),
+        Command::Drive(a) if a.threads > 1 => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(a.threads);
+            b
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(run(command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Drive(a) => drive::run(a).await,
         Command::Redis(a) => redis_ceiling::run(a).await,
         Command::RedisBenchmark(a) => redis_benchmark::run(a).await,

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use likes_core::scripts::{self, LikeCall};
 use likes_core::{PostId, UserId};
 
-use crate::workload::{Report, process_cpu};
+use crate::workload::{Report, Window, children_cpu, process_cpu, spent};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -57,7 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut argv = call.args();
     argv[2] = RANDOM.to_owned();
 
-    let cpu0 = args.server_pid.and_then(process_cpu);
+    let (cpu0, client0) = (args.server_pid.and_then(process_cpu), children_cpu());
     let started = Instant::now();
     let out = Command::new("redis-benchmark")
         .args(["-h", &host, "-p", &port.to_string()])
@@ -70,7 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .output()
         .context("running redis-benchmark (Debian package redis-tools)")?;
     let elapsed = started.elapsed();
-    let cpu1 = args.server_pid.and_then(process_cpu);
+    let (cpu1, client1) = (args.server_pid.and_then(process_cpu), children_cpu());
     if !out.status.success() {
         bail!(
             "redis-benchmark failed: {}",
@@ -86,8 +86,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.connections,
         args.requests,
         row.rps,
-        elapsed,
-        cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a)),
+        Window {
+            elapsed,
+            cpu: spent(cpu0, cpu1),
+            // The client here is the redis-benchmark child, not this process.
+            client_cpu: spent(client0, client1),
+        },
     );
     report.p50_us = (row.p50_ms * 1000.0).round() as u64;
     report.p99_us = (row.p99_ms * 1000.0).round() as u64;

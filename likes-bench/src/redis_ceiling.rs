@@ -86,8 +86,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.connections,
         &total,
         errors.load(Ordering::Relaxed),
-        window.elapsed,
-        window.cpu,
+        window,
     );
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

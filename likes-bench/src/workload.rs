@@ -41,6 +41,15 @@ pub struct Report {
     pub p999_us: u64,
     /// CPU the server process used per request (user + system), when its pid was given.
     pub server_cpu_us_per_req: Option<f64>,
+    /// CPU the load generator itself used per request: on a shared machine every µs of it is
+    /// taken from the server under test, so it is reported beside the server's.
+    pub client_cpu_us_per_req: Option<f64>,
+}
+
+/// CPU µs per request, when both are known.
+fn per_request(cpu: Option<Duration>, requests: u64) -> Option<f64> {
+    cpu.filter(|_| requests > 0)
+        .map(|c| c.as_secs_f64() * 1e6 / requests as f64)
 }
 
 impl Report {
@@ -49,10 +58,14 @@ impl Report {
         connections: usize,
         hist: &Histogram<u64>,
         errors: u64,
-        elapsed: Duration,
-        cpu: Option<Duration>,
+        window: Window,
     ) -> Self {
         let requests = hist.len();
+        let Window {
+            elapsed,
+            cpu,
+            client_cpu,
+        } = window;
         let seconds = elapsed.as_secs_f64();
         Self {
             target: target.to_owned(),
@@ -64,9 +77,8 @@ impl Report {
             p50_us: hist.value_at_quantile(0.50),
             p99_us: hist.value_at_quantile(0.99),
             p999_us: hist.value_at_quantile(0.999),
-            server_cpu_us_per_req: cpu
-                .filter(|_| requests > 0)
-                .map(|c| c.as_secs_f64() * 1e6 / requests as f64),
+            server_cpu_us_per_req: per_request(cpu, requests),
+            client_cpu_us_per_req: per_request(client_cpu, requests),
         }
     }
 }
@@ -78,9 +90,13 @@ impl Report {
         connections: usize,
         requests: u64,
         rps: f64,
-        elapsed: Duration,
-        cpu: Option<Duration>,
+        window: Window,
     ) -> Self {
+        let Window {
+            elapsed,
+            cpu,
+            client_cpu,
+        } = window;
         Self {
             target: target.to_owned(),
             connections,
@@ -91,18 +107,19 @@ impl Report {
             p50_us: 0,
             p99_us: 0,
             p999_us: 0,
-            server_cpu_us_per_req: cpu
-                .filter(|_| requests > 0)
-                .map(|c| c.as_secs_f64() * 1e6 / requests as f64),
+            server_cpu_us_per_req: per_request(cpu, requests),
+            client_cpu_us_per_req: per_request(client_cpu, requests),
         }
     }
 }
 
-/// The measured interval of a run: how long it lasted and how much CPU the server used in it.
+/// The measured interval of a run: how long it lasted and how much CPU the server and the load
+/// generator used in it.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
     pub elapsed: Duration,
     pub cpu: Option<Duration>,
+    pub client_cpu: Option<Duration>,
 }
 
 impl Window {
@@ -112,26 +129,45 @@ impl Window {
         server_pid: Option<u32>,
         stop: &std::sync::atomic::AtomicBool,
     ) -> Self {
-        let cpu0 = server_pid.and_then(process_cpu);
+        let me = std::process::id();
+        let (cpu0, client0) = (server_pid.and_then(process_cpu), process_cpu(me));
         let t0 = std::time::Instant::now();
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let elapsed = t0.elapsed();
-        let cpu1 = server_pid.and_then(process_cpu);
+        let (cpu1, client1) = (server_pid.and_then(process_cpu), process_cpu(me));
         Self {
             elapsed,
-            cpu: cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a)),
+            cpu: spent(cpu0, cpu1),
+            client_cpu: spent(client0, client1),
         }
     }
 }
 
+/// The CPU used between two readings.
+pub fn spent(before: Option<Duration>, after: Option<Duration>) -> Option<Duration> {
+    before.zip(after).map(|(a, b)| b.saturating_sub(a))
+}
+
 /// CPU time (user + system) a process has used so far, from /proc.
 pub fn process_cpu(pid: u32) -> Option<Duration> {
+    stat_ticks(pid, 11)
+}
+
+/// CPU time (user + system) of this process's children that have exited and been waited for.
+pub fn children_cpu() -> Option<Duration> {
+    stat_ticks(std::process::id(), 13)
+}
+
+/// The sum of the two tick counters from field `first` on of `/proc/<pid>/stat`.
+fn stat_ticks(pid: u32, first: usize) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th,
+    // cutime and cstime the 14th and 15th.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let ticks: u64 =
+        fields.get(first)?.parse::<u64>().ok()? + fields.get(first + 1)?.parse::<u64>().ok()?;
     // Linux reports in USER_HZ, which is 100 on every mainstream configuration.
     Some(Duration::from_millis(ticks * 10))
 }

@@ -252,19 +252,25 @@ fn print_table(rows: &[serde_json::Value], conns: &[usize]) {
             .unwrap_or(f64::NAN)
     };
     println!(
-        "| target | conns | req/s | p50 µs | p99 µs | server CPU µs/req | vs Redis ceiling (pipelined) | vs redis-benchmark |"
+        "| target | conns | req/s | p50 µs | p99 µs | server CPU µs/req | client CPU µs/req | vs Redis ceiling (pipelined) | vs redis-benchmark |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &c in conns {
         let (ceiling, loose) = (rps_of("redis", c), rps_of("redis-benchmark", c));
         for target in ["edge (wasm)", "native axum", "redis", "redis-benchmark"] {
             if let Some(r) = find(target, c) {
                 let rps = r["rps"].as_f64().unwrap_or(0.0);
-                let cpu = r["server_cpu_us_per_req"]
-                    .as_f64()
-                    .map_or("–".to_owned(), |v| format!("{v:.0}"));
+                let micros = |key: &str| {
+                    r[key]
+                        .as_f64()
+                        .map_or("–".to_owned(), |v| format!("{v:.0}"))
+                };
+                let (cpu, client) = (
+                    micros("server_cpu_us_per_req"),
+                    micros("client_cpu_us_per_req"),
+                );
                 println!(
-                    "| {target} | {c} | {rps:.0} | {} | {} | {cpu} | {:.0}% | {:.0}% |",
+                    "| {target} | {c} | {rps:.0} | {} | {} | {cpu} | {client} | {:.0}% | {:.0}% |",
                     r["p50_us"],
                     r["p99_us"],
                     100.0 * rps / ceiling,
