@@ -1,16 +1,13 @@
 //! Closed-loop HTTP driver: each connection sends its next request as soon as the previous
-//! answer arrives, over one keep-alive HTTP/1.1 connection.
+//! answer arrives, over one keep-alive HTTP/1.1 connection (`http1`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use tokio::net::TcpStream;
 
+use crate::http1::{self, Connection};
 use crate::workload::{self, Report};
 
 #[derive(clap::Args)]
@@ -55,38 +52,36 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let user =
             likes_core::UserId::new(workload::user_of(w, args.user_offset)).context("user id")?;
         let token = likes_core::session::issue(&secret, user, "bench", now, 3600);
-        let stream = TcpStream::connect(&args.addr)
-            .await
-            .with_context(|| format!("connecting to {}", args.addr))?;
-        stream.set_nodelay(true)?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        let (stop, errors, addr, posts) =
-            (stop.clone(), errors.clone(), args.addr.clone(), args.posts);
+        let mut conn = Connection::open(&args.addr).await?;
+        let auth = format!("Bearer {token}");
+        // The worker's whole cycle, encoded once: like p1..pN, then unlike p1..pN.
+        let cycle: Vec<Vec<u8>> = (0..2 * args.posts)
+            .map(|i| {
+                let (post, like) = workload::step(i, args.posts);
+                let method = if like { "PUT" } else { "DELETE" };
+                http1::request(
+                    method,
+                    &format!("/api/posts/p_{post}/like"),
+                    &args.addr,
+                    &auth,
+                )
+            })
+            .collect();
+        let (stop, errors) = (stop.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut hist = workload::histogram();
-            let mut i = 0u64;
-            let auth = format!("Bearer {token}");
             let mut started = false;
-            while !stop.load(Ordering::Relaxed) {
-                let (post, like) = workload::step(i, posts);
-                i += 1;
-                let req = Request::builder()
-                    .method(if like { "PUT" } else { "DELETE" })
-                    .uri(format!("/api/posts/p_{post}/like"))
-                    .header("host", &addr)
-                    .header("authorization", &auth)
-                    .body(Empty::<Bytes>::new())
-                    .map_err(anyhow::Error::from)?;
+            for request in cycle.iter().cycle() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 let t0 = Instant::now();
-                let ok = match sender.send_request(req).await {
-                    Ok(resp) => {
-                        let status = resp.status();
-                        let _ = resp.into_body().collect().await;
-                        status.is_success()
+                let ok = match conn.exchange(request).await {
+                    Ok(status) => (200..300).contains(&status),
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        break;
                     }
-                    Err(_) => false,
                 };
                 if !started {
                     started = true;
@@ -96,9 +91,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     let _ = hist.record(t0.elapsed().as_micros().max(1) as u64);
                 } else {
                     errors.fetch_add(1, Ordering::Relaxed);
-                    if sender.ready().await.is_err() {
-                        break;
-                    }
                 }
             }
             anyhow::Ok(hist)

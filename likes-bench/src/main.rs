@@ -12,6 +12,7 @@
 //! Each prints one JSON object on stdout so xtask can tabulate and compute ratios.
 
 mod drive;
+mod http1;
 mod memory;
 mod native;
 mod redis_benchmark;
