@@ -1,10 +1,10 @@
 //! A minimal keep-alive HTTP/1.1 client connection for the closed-loop driver.
 //!
 //! The load generator shares the machine's two cores with the server under test, so every µs
-//! it spends is taken from the server. A hyper client connection costs ~20 µs of CPU per
-//! request here (a connection task and a request task per connection, woken in turn); this
-//! one writes a prebuilt request and parses the answer with `httparse` (hyper's own parser) on
-//! the calling task. It understands exactly what the targets send: a status line, headers and
+//! it spends is taken from the server. With a hyper client connection (a connection task and a
+//! request task per connection, woken in turn) the generator used ~19 µs of CPU per request,
+//! with this one 16–19 (`docs/BENCHMARKS.md`, run 6): it writes a prebuilt request and parses
+//! the answer with `httparse` (hyper's own parser) on the calling task. It understands exactly what the targets send: a status line, headers and
 //! a `content-length` body.
 
 use anyhow::{Context, bail};
