@@ -108,13 +108,13 @@ pub async fn invoke(
         (request, outparam)
     };
 
-    let pre = component.pre.clone();
-    let id = component.ctx.id.clone();
+    let compiled = component.clone();
     let mut guest: GuestRun = Box::pin(async move {
+        let id = &compiled.ctx.id;
         let run = async {
             let started = Instant::now();
-            let proxy = pre.instantiate_async(&mut store).await?;
-            metrics::instantiation(&id, started.elapsed());
+            let proxy = compiled.pre.instantiate_async(&mut store).await?;
+            metrics::instantiation(id, started.elapsed());
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, request, outparam)
@@ -126,7 +126,7 @@ pub async fn invoke(
             Err(_) => Err(GuestFailure::Timeout),
         };
         if let Err(failure) = &outcome {
-            metrics::guest_failure(&id, failure.kind());
+            metrics::guest_failure(id, failure.kind());
             tracing::error!(component = %id, kind = failure.kind(), error = %failure, "guest failed");
         }
         // The instance goes back to the pool before its slot permit does: a request waiting on

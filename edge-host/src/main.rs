@@ -97,12 +97,16 @@ async fn main() -> anyhow::Result<()> {
         0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
         0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     ];
-    let handle = PrometheusBuilder::new()
-        .set_buckets(&buckets)
-        .context("invalid histogram buckets")?
-        .install_recorder()
-        .context("cannot install the metrics recorder")?;
-    config.metrics = Some(handle);
+    // Metrics are kept only when the admin listener can serve them: the recorder holds every
+    // histogram sample until an upkeep drains it, and only the admin server runs upkeep.
+    if admin_listen.is_some() {
+        let handle = PrometheusBuilder::new()
+            .set_buckets(&buckets)
+            .context("invalid histogram buckets")?
+            .install_recorder()
+            .context("cannot install the metrics recorder")?;
+        config.metrics = Some(handle);
+    }
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await

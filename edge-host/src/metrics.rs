@@ -1,8 +1,18 @@
 //! Metric names and the few helpers that record them (`metrics` facade; Prometheus in `admin.rs`).
 //!
 //! Nothing is recorded unless a recorder is installed (main installs one; tests may not).
+//!
+//! The per-request metrics go through handles each serving thread keeps per component and
+//! status: looking a labelled metric up in the registry costs key hashing and label allocations
+//! on every request, which is measurable on the like path (`docs/BENCHMARKS.md`, run 7). A
+//! thread takes its handles from the recorder installed when it first records, so the recorder
+//! must be installed before the server starts, as `main` does.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram};
 
 /// Counter: requests answered, labelled `component` and `status`.
 pub const REQUESTS: &str = "edge_requests_total";
@@ -38,18 +48,71 @@ pub fn describe() {
     metrics::describe_gauge!(IN_FLIGHT, "Requests in flight");
 }
 
+/// One component's per-request handles on one thread.
+struct ComponentHandles {
+    duration: Histogram,
+    instantiation: Histogram,
+    /// `edge_requests_total` by status; a handful of statuses per component.
+    requests: Vec<(u16, Counter)>,
+}
+
+impl ComponentHandles {
+    fn new(component: &str) -> Self {
+        Self {
+            duration: metrics::histogram!(REQUEST_DURATION, "component" => component.to_owned()),
+            instantiation: metrics::histogram!(INSTANTIATION, "component" => component.to_owned()),
+            requests: Vec::new(),
+        }
+    }
+
+    fn requests(&mut self, component: &str, status: u16) -> &Counter {
+        let i = match self.requests.iter().position(|(s, _)| *s == status) {
+            Some(i) => i,
+            None => {
+                let counter = metrics::counter!(
+                    REQUESTS,
+                    "component" => component.to_owned(),
+                    "status" => status.to_string()
+                );
+                self.requests.push((status, counter));
+                self.requests.len() - 1
+            }
+        };
+        &self.requests[i].1
+    }
+}
+
+thread_local! {
+    /// This thread's handles, by component id (`-` for requests no component answered).
+    static HANDLES: RefCell<HashMap<String, ComponentHandles>> = RefCell::new(HashMap::new());
+    static IN_FLIGHT_GAUGE: Gauge = metrics::gauge!(IN_FLIGHT);
+}
+
+/// Runs `f` on this thread's handles for `component`.
+fn with_handles(component: &str, f: impl FnOnce(&mut ComponentHandles)) {
+    HANDLES.with_borrow_mut(|handles| {
+        if !handles.contains_key(component) {
+            handles.insert(component.to_owned(), ComponentHandles::new(component));
+        }
+        if let Some(h) = handles.get_mut(component) {
+            f(h);
+        }
+    });
+}
+
 /// Records one answered request.
 pub fn request(component: &str, status: u16, elapsed: Duration) {
-    metrics::counter!(REQUESTS, "component" => component.to_owned(), "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!(REQUEST_DURATION, "component" => component.to_owned())
-        .record(elapsed.as_secs_f64());
+    with_handles(component, |h| {
+        h.requests(component, status).increment(1);
+        h.duration.record(elapsed.as_secs_f64());
+    });
 }
 
 /// Records one instantiation.
 pub fn instantiation(component: &str, elapsed: Duration) {
-    metrics::histogram!(INSTANTIATION, "component" => component.to_owned())
-        .record(elapsed.as_secs_f64());
+    with_handles(component, |h| {
+        h.instantiation.record(elapsed.as_secs_f64());
+    });
 }
 
 /// Records one guest failure.
@@ -70,13 +133,13 @@ pub struct InFlight(());
 impl InFlight {
     /// Counts a request in.
     pub fn enter() -> Self {
-        metrics::gauge!(IN_FLIGHT).increment(1.0);
+        IN_FLIGHT_GAUGE.with(|g| g.increment(1.0));
         Self(())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!(IN_FLIGHT).decrement(1.0);
+        IN_FLIGHT_GAUGE.with(|g| g.decrement(1.0));
     }
 }

@@ -97,40 +97,60 @@ impl RouteMatch<'_> {
             .unwrap_or(self.raw_route)
     }
 
+    /// The headers Spin adds for every route, as (lowercase name, value) pairs.
+    fn fixed_headers<'s>(
+        &'s self,
+        full_url: &'s str,
+        client_addr: &'s str,
+    ) -> [(&'static str, &'s str); 7] {
+        [
+            ("spin-path-info", &self.path_info),
+            ("spin-full-url", full_url),
+            ("spin-matched-route", self.based_route),
+            ("spin-base-path", "/"),
+            ("spin-raw-component-route", self.raw_route),
+            ("spin-component-route", self.raw_route_or_prefix()),
+            ("spin-client-addr", client_addr),
+        ]
+    }
+
+    /// The `spin-path-match-<name>` header of each `:name` capture.
+    fn param_headers(&self) -> impl Iterator<Item = (String, &str)> {
+        self.params.iter().map(|(name, value)| {
+            (
+                format!("spin-path-match-{}", name.to_ascii_lowercase()),
+                value.as_str(),
+            )
+        })
+    }
+
     /// The headers Spin adds to the request, as (lowercase name, value) pairs.
     ///
     /// `full_url` is `scheme://host` + path and query; `client_addr` is the peer address.
     pub fn spin_headers(&self, full_url: &str, client_addr: &str) -> Vec<(String, String)> {
-        let mut headers = vec![
-            ("spin-path-info".to_owned(), self.path_info.clone()),
-            ("spin-full-url".to_owned(), full_url.to_owned()),
-            ("spin-matched-route".to_owned(), self.based_route.to_owned()),
-            ("spin-base-path".to_owned(), "/".to_owned()),
-            (
-                "spin-raw-component-route".to_owned(),
-                self.raw_route.to_owned(),
-            ),
-            (
-                "spin-component-route".to_owned(),
-                self.raw_route_or_prefix().to_owned(),
-            ),
-            ("spin-client-addr".to_owned(), client_addr.to_owned()),
-        ];
-        for (name, value) in &self.params {
-            headers.push((
-                format!("spin-path-match-{}", name.to_ascii_lowercase()),
-                value.clone(),
-            ));
-        }
-        headers
+        self.fixed_headers(full_url, client_addr)
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .chain(
+                self.param_headers()
+                    .map(|(name, value)| (name, value.to_owned())),
+            )
+            .collect()
     }
 
     /// Inserts the Spin headers into `map`, replacing any the client sent under the same names.
+    ///
+    /// This runs on every request, so the fixed names are static rather than parsed.
     pub fn apply_headers(&self, map: &mut http::HeaderMap, full_url: &str, client_addr: &str) {
-        for (name, value) in self.spin_headers(full_url, client_addr) {
+        for (name, value) in self.fixed_headers(full_url, client_addr) {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                map.insert(http::HeaderName::from_static(name), value);
+            }
+        }
+        for (name, value) in self.param_headers() {
             if let (Ok(name), Ok(value)) = (
                 http::HeaderName::try_from(name),
-                HeaderValue::try_from(value),
+                HeaderValue::from_str(value),
             ) {
                 map.insert(name, value);
             }
@@ -178,21 +198,29 @@ impl Router {
     }
 
     /// The most specific route matching `path` (no query string), if any.
+    ///
+    /// The path is split once and only the winning route builds its captures, since this
+    /// runs on every request.
     pub fn route(&self, path: &str) -> Option<RouteMatch<'_>> {
-        let mut best: Option<(&Route, RouteMatch<'_>)> = None;
-        for route in &self.routes {
-            let Some(m) = match_route(route, path) else {
-                continue;
-            };
-            let better = match &best {
-                None => true,
-                Some((current, _)) => route.specificity_cmp(current).is_lt(),
-            };
-            if better {
-                best = Some((route, m));
-            }
-        }
-        best.map(|(_, m)| m)
+        let trimmed = path.strip_prefix('/').unwrap_or(path);
+        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        let parts: Vec<&str> = if trimmed.is_empty() {
+            Vec::new()
+        } else {
+            trimmed.split('/').collect()
+        };
+        let best = self
+            .routes
+            .iter()
+            .filter(|route| matches(route, &parts))
+            .reduce(|best, route| {
+                if route.specificity_cmp(best).is_lt() {
+                    route
+                } else {
+                    best
+                }
+            })?;
+        Some(captures(best, path, &parts))
     }
 
     /// `(route, component)` pairs, for the startup log.
@@ -253,32 +281,37 @@ fn parse_route(component: &str, raw: &str) -> Result<Route, RouteError> {
     })
 }
 
-fn match_route<'a>(route: &'a Route, path: &str) -> Option<RouteMatch<'a>> {
-    let trailing_slash = path.len() > 1 && path.ends_with('/');
-    let trimmed = path.strip_prefix('/').unwrap_or(path);
-    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    let parts: Vec<&str> = if trimmed.is_empty() {
-        Vec::new()
-    } else {
-        trimmed.split('/').collect()
-    };
-
+/// True when `route` matches a path split into `parts` (no empty parts, no slashes).
+fn matches(route: &Route, parts: &[&str]) -> bool {
     if parts.len() < route.segments.len()
         || (!route.wildcard && parts.len() != route.segments.len())
     {
-        return None;
+        return false;
     }
-    let mut params = Vec::new();
-    for (segment, part) in route.segments.iter().zip(&parts) {
-        match segment {
-            Segment::Exact(text) if text == part => {}
-            Segment::Param(name) if !part.is_empty() => {
-                params.push((name.as_str(), (*part).to_owned()))
-            }
-            _ => return None,
-        }
-    }
+    route
+        .segments
+        .iter()
+        .zip(parts)
+        .all(|(segment, part)| match segment {
+            Segment::Exact(text) => text == part,
+            Segment::Param(_) => !part.is_empty(),
+        })
+}
+
+/// The match of `route`, which [`matches`] `parts` (the split `path`): its captures and the
+/// path after its wildcard.
+fn captures<'a>(route: &'a Route, path: &str, parts: &[&str]) -> RouteMatch<'a> {
+    let params = route
+        .segments
+        .iter()
+        .zip(parts)
+        .filter_map(|(segment, part)| match segment {
+            Segment::Param(name) => Some((name.as_str(), (*part).to_owned())),
+            Segment::Exact(_) => None,
+        })
+        .collect();
     let path_info = if route.wildcard {
+        let trailing_slash = path.len() > 1 && path.ends_with('/');
         let rest = parts[route.segments.len()..].join("/");
         let ends_with_slash = trailing_slash || (path == "/" && rest.is_empty());
         match (rest.is_empty(), ends_with_slash) {
@@ -290,13 +323,13 @@ fn match_route<'a>(route: &'a Route, path: &str) -> Option<RouteMatch<'a>> {
     } else {
         String::new()
     };
-    Some(RouteMatch {
+    RouteMatch {
         component: &route.component,
         raw_route: &route.raw,
         based_route: &route.based,
         path_info,
         params,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -53,13 +53,13 @@ pub struct Server {
 }
 
 /// What the request log line and metrics need to know about a handled request.
-struct Outcome {
+struct Outcome<'a> {
     response: Response,
-    route: Option<String>,
-    component: Option<String>,
+    route: Option<&'a str>,
+    component: Option<&'a str>,
 }
 
-impl Outcome {
+impl Outcome<'_> {
     fn host(response: Response) -> Self {
         Self {
             response,
@@ -81,12 +81,12 @@ impl Server {
 
         let status = outcome.response.status().as_u16();
         let elapsed = started.elapsed();
-        let component = outcome.component.as_deref().unwrap_or("-");
+        let component = outcome.component.unwrap_or("-");
         metrics::request(component, status, elapsed);
         tracing::info!(
             method = %method,
             path = %path,
-            route = outcome.route.as_deref().unwrap_or("-"),
+            route = outcome.route.unwrap_or("-"),
             component,
             status,
             elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
@@ -101,7 +101,7 @@ impl Server {
         path: &str,
         client: SocketAddr,
         started: Instant,
-    ) -> Outcome {
+    ) -> Outcome<'_> {
         let (mut parts, body) = request.into_parts();
 
         if let Some(name) = path.strip_prefix(WELL_KNOWN_PREFIX) {
@@ -112,12 +112,11 @@ impl Server {
             body::discard(body);
             return Outcome::host(problem::not_found(path));
         };
-        let route = Some(matched.raw_route.to_owned());
-        let component_id = Some(matched.component.to_owned());
+        let (route, component_id) = (matched.raw_route, matched.component);
         let with_route = |response| Outcome {
             response,
-            route: route.clone(),
-            component: component_id.clone(),
+            route: Some(route),
+            component: Some(component_id),
         };
 
         let Some(component) = self.runtime.component(matched.component) else {

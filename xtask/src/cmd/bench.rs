@@ -2,7 +2,11 @@
 //! as a native axum handler and the raw Redis ceiling of the same script, in one run so the
 //! ratios hold on a noisy shared machine. Also the dedupe structure's bytes per like.
 //!
-//! Results: target/bench/likes.json (every run) and a Markdown table on stdout.
+//! Each point is measured in several rounds, the four targets back to back within a round, and
+//! the table reports medians: a single pass swings by ±15% here, and a ratio taken from two
+//! measurements minutes apart carries both swings.
+//!
+//! Results: target/bench/likes.json (every measurement) and a Markdown table on stdout.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -25,6 +29,9 @@ pub struct Args {
     /// Connection counts to measure at.
     #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
     connections: Vec<usize>,
+    /// Rounds of the like benchmark; the table reports each figure's median over the rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: u64,
     /// Likes for the memory benchmark.
     #[arg(long, default_value_t = 1_000_000)]
     likes: u64,
@@ -145,94 +152,80 @@ fn upload() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The targets of `bench likes`, in the order each round measures them.
+const TARGETS: [&str; 4] = ["edge (wasm)", "native axum", "redis", "redis-benchmark"];
+
 fn likes(args: &Args) -> anyhow::Result<()> {
     tools::build_components(false)?;
     tools::build_native(&["edge-host", "likes-bench"])?;
     let (redis, redis_url, redis_port) = start_redis()?;
     measure(bench_bin().args(["seed", "--redis", &redis_url]))?;
-    let mut rows = Vec::new();
 
-    let drive = |target: &str, addr: &str, pid: u32, conns: usize, offset: u64| {
+    // 1. The wasm edge host with the real manifest and components.
+    let (edge, edge_addr) = start_edge(redis_port, &[])?;
+    // 2. The same logic as a native axum handler.
+    let native_addr = format!("127.0.0.1:{}", free_port()?);
+    let native = Service::start("native", {
+        let (addr, redis_url) = (native_addr.clone(), redis_url.clone());
+        move || {
+            let mut c = bench_bin();
+            c.args([
+                "native", "--listen", &addr, "--redis", &redis_url, "--secret", SECRET,
+            ]);
+            c
+        }
+    })?;
+    proc::wait_for_port(&native_addr, Duration::from_secs(10))?;
+
+    let seconds = args.seconds.to_string();
+    let drive = |target: &str, addr: &str, pid: u32, conns: &str, offset: &str| {
         measure(
             bench_bin()
                 .args([
                     "drive", "--addr", addr, "--secret", SECRET, "--target", target,
                 ])
-                .args([
-                    "--connections",
-                    &conns.to_string(),
-                    "--seconds",
-                    &args.seconds.to_string(),
-                    "--user-offset",
-                    &offset.to_string(),
-                    "--server-pid",
-                    &pid.to_string(),
-                ]),
+                .args(["--connections", conns, "--seconds", &seconds])
+                .args(["--user-offset", offset, "--server-pid", &pid.to_string()]),
         )
     };
-
-    // 1. The wasm edge host with the real manifest and components.
-    {
-        let (edge, addr) = start_edge(redis_port, &[])?;
+    let mut rows = Vec::new();
+    for round in 0..args.rounds.max(1) {
         for (i, &c) in args.connections.iter().enumerate() {
-            rows.push(drive(
-                "edge (wasm)",
-                &addr,
-                edge.pid(),
-                c,
-                1_000_000 + i as u64 * 100_000,
-            )?);
-        }
-    }
-    // 2. The same logic as a native axum handler.
-    {
-        let addr = format!("127.0.0.1:{}", free_port()?);
-        let native = Service::start("native", {
-            let (addr, redis_url) = (addr.clone(), redis_url.clone());
-            move || {
-                let mut c = bench_bin();
-                c.args([
-                    "native", "--listen", &addr, "--redis", &redis_url, "--secret", SECRET,
-                ]);
-                c
+            // Every measurement likes as users no other measurement used, so each request
+            // changes state and runs the whole script.
+            let offset = |target: u64| {
+                (target * 1_000_000 + round * 10_000_000 + i as u64 * 100_000).to_string()
+            };
+            let conns = c.to_string();
+            let mut point = vec![
+                drive(TARGETS[0], &edge_addr, edge.pid(), &conns, &offset(1))?,
+                drive(TARGETS[1], &native_addr, native.pid(), &conns, &offset(2))?,
+                // 3. The Redis ceiling of the same script, pipelined.
+                measure(bench_bin().args(["redis", "--redis", &redis_url]).args([
+                    "--connections",
+                    &conns,
+                    "--seconds",
+                    &seconds,
+                    "--user-offset",
+                    &offset(3),
+                    "--server-pid",
+                    &redis.pid().to_string(),
+                ]))?,
+                // 4. The looser ceiling: the script through `redis-benchmark`, no pipelining.
+                measure(
+                    bench_bin()
+                        .args(["redis-benchmark", "--redis", &redis_url])
+                        .args(["--connections", &conns])
+                        .args(["--server-pid", &redis.pid().to_string()]),
+                )?,
+            ];
+            for row in &mut point {
+                row["round"] = round.into();
             }
-        })?;
-        proc::wait_for_port(&addr, Duration::from_secs(10))?;
-        for (i, &c) in args.connections.iter().enumerate() {
-            rows.push(drive(
-                "native axum",
-                &addr,
-                native.pid(),
-                c,
-                2_000_000 + i as u64 * 100_000,
-            )?);
+            rows.extend(point);
         }
     }
-    // 3. The Redis ceiling of the same script.
-    for (i, &c) in args.connections.iter().enumerate() {
-        rows.push(measure(
-            bench_bin().args(["redis", "--redis", &redis_url]).args([
-                "--connections",
-                &c.to_string(),
-                "--seconds",
-                &args.seconds.to_string(),
-                "--user-offset",
-                &(3_000_000 + i as u64 * 100_000).to_string(),
-                "--server-pid",
-                &redis.pid().to_string(),
-            ]),
-        )?);
-    }
-    // 4. The looser ceiling: the same script through `redis-benchmark`, no pipelining.
-    for &c in &args.connections {
-        rows.push(measure(
-            bench_bin()
-                .args(["redis-benchmark", "--redis", &redis_url])
-                .args(["--connections", &c.to_string()])
-                .args(["--server-pid", &redis.pid().to_string()]),
-        )?);
-    }
-    drop(redis);
+    drop((edge, native, redis));
 
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out)?;
@@ -241,42 +234,75 @@ fn likes(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The median of `values` (NaN when empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// One Markdown row per target and connection count: each figure is the median over the
+/// rounds, and each ratio the median of the rounds' own ratios (with their range for
+/// `redis-benchmark`, the ceiling the edge's goal is stated against).
 fn print_table(rows: &[serde_json::Value], conns: &[usize]) {
-    let find = |target: &str, c: usize| {
+    let of = |target: &str, c: usize| -> Vec<&serde_json::Value> {
         rows.iter()
-            .find(|r| r["target"] == target && r["connections"] == c)
+            .filter(|r| r["target"] == target && r["connections"] == c)
+            .collect()
     };
-    let rps_of = |target: &str, c: usize| {
-        find(target, c)
+    let rps_in_round = |target: &str, c: usize, round: &serde_json::Value| {
+        of(target, c)
+            .into_iter()
+            .find(|r| &r["round"] == round)
             .and_then(|r| r["rps"].as_f64())
-            .unwrap_or(f64::NAN)
     };
     println!(
-        "| target | conns | req/s | p50 µs | p99 µs | server CPU µs/req | client CPU µs/req | vs Redis ceiling (pipelined) | vs redis-benchmark |"
+        "| target | conns | rounds | req/s | p50 µs | p99 µs | server CPU µs/req | client CPU µs/req | vs Redis ceiling (pipelined) | vs redis-benchmark (range) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for &c in conns {
-        let (ceiling, loose) = (rps_of("redis", c), rps_of("redis-benchmark", c));
-        for target in ["edge (wasm)", "native axum", "redis", "redis-benchmark"] {
-            if let Some(r) = find(target, c) {
-                let rps = r["rps"].as_f64().unwrap_or(0.0);
-                let micros = |key: &str| {
-                    r[key]
-                        .as_f64()
-                        .map_or("–".to_owned(), |v| format!("{v:.0}"))
-                };
-                let (cpu, client) = (
-                    micros("server_cpu_us_per_req"),
-                    micros("client_cpu_us_per_req"),
-                );
-                println!(
-                    "| {target} | {c} | {rps:.0} | {} | {} | {cpu} | {client} | {:.0}% | {:.0}% |",
-                    r["p50_us"],
-                    r["p99_us"],
-                    100.0 * rps / ceiling,
-                    100.0 * rps / loose
-                );
+        for target in TARGETS {
+            let measured = of(target, c);
+            if measured.is_empty() {
+                continue;
             }
+            let med = |key: &str| {
+                let v = median(measured.iter().filter_map(|r| r[key].as_f64()).collect());
+                if v.is_nan() {
+                    "–".to_owned()
+                } else {
+                    format!("{v:.0}")
+                }
+            };
+            let ratios = |reference: &str| -> Vec<f64> {
+                measured
+                    .iter()
+                    .filter_map(|r| {
+                        let rps = r["rps"].as_f64()?;
+                        Some(100.0 * rps / rps_in_round(reference, c, &r["round"])?)
+                    })
+                    .collect()
+            };
+            let loose = ratios("redis-benchmark");
+            let (lo, hi) = loose
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(*v), hi.max(*v))
+                });
+            println!(
+                "| {target} | {c} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% ({lo:.0}–{hi:.0}%) |",
+                measured.len(),
+                med("rps"),
+                med("p50_us"),
+                med("p99_us"),
+                med("server_cpu_us_per_req"),
+                med("client_cpu_us_per_req"),
+                median(ratios("redis")),
+                median(loose),
+            );
         }
     }
 }
@@ -296,4 +322,16 @@ fn memory(args: &Args) -> anyhow::Result<()> {
         ]))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(Vec::new()).is_nan());
+    }
 }
