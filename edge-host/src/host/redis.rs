@@ -332,7 +332,17 @@ impl HostConnection for HostState {
         arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
         let (mut conn, origin) = self.redis_conn(&this)?;
-        let mut cmd = redis::cmd(&command);
+        // Sized up front: a like's EVALSHA carries a dozen arguments, and growing the command's
+        // buffers one argument at a time reallocates them several times per call.
+        let data: usize = arguments
+            .iter()
+            .map(|a| match a {
+                RedisParameter::Int64(_) => 20,
+                RedisParameter::Binary(v) => v.len(),
+            })
+            .sum();
+        let mut cmd = redis::Cmd::with_capacity(arguments.len() + 1, command.len() + data);
+        cmd.arg(&command);
         for argument in arguments {
             match argument {
                 RedisParameter::Int64(v) => cmd.arg(v),
