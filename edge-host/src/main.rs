@@ -19,7 +19,8 @@ struct Cli {
     /// Address for the public HTTP listener.
     #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
-    /// Address for the admin listener (/metrics, /healthz); off when absent.
+    /// Address for the admin listener (/metrics, /healthz); off when absent, and then no
+    /// metrics are kept.
     #[arg(long, env = "EDGE_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
     /// Variable override `name=value` (repeatable); wins over SPIN_VARIABLE_<NAME>.

@@ -25,14 +25,35 @@ impl Redis {
         keys: &[&str],
         args: &[Arg<'_>],
     ) -> Result<Vec<RedisResult>, ScriptError> {
-        let mut params = Vec::with_capacity(2 + keys.len() + args.len());
+        let keys = keys
+            .iter()
+            .map(|k| RedisParameter::Binary(k.as_bytes().to_vec()));
+        self.eval_params(script, keys, args.iter().map(Arg::param))
+    }
+
+    /// [`eval`](Self::eval) with keys and arguments the caller gives away: each string becomes
+    /// its parameter without a copy, which the like path, called for every like, is built on.
+    pub fn eval_owned(
+        &self,
+        script: &Script,
+        keys: impl ExactSizeIterator<Item = String>,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<RedisResult>, ScriptError> {
+        let binary = |s: String| RedisParameter::Binary(s.into_bytes());
+        self.eval_params(script, keys.map(binary), args.into_iter().map(binary))
+    }
+
+    fn eval_params(
+        &self,
+        script: &Script,
+        keys: impl ExactSizeIterator<Item = RedisParameter>,
+        args: impl Iterator<Item = RedisParameter>,
+    ) -> Result<Vec<RedisResult>, ScriptError> {
+        let mut params = Vec::with_capacity(2 + keys.len() + args.size_hint().0);
         params.push(RedisParameter::Binary(script.sha1.as_bytes().to_vec()));
         params.push(RedisParameter::Int64(keys.len() as i64));
-        params.extend(
-            keys.iter()
-                .map(|k| RedisParameter::Binary(k.as_bytes().to_vec())),
-        );
-        params.extend(args.iter().map(Arg::param));
+        params.extend(keys);
+        params.extend(args);
         match self.0.execute("EVALSHA", &params) {
             Err(Error::Other(msg)) if scripts::is_noscript(&msg) => {
                 params[0] = RedisParameter::Binary(script.source.as_bytes().to_vec());

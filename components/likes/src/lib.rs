@@ -69,11 +69,8 @@ fn like(req: &Head, post: PostId, on: bool) -> Result<Response, EdgeError> {
         ts: time::rfc3339_ms(now_ms),
         require_post: REQUIRE_POST,
     };
-    let (keys, args) = (call.keys(), call.args());
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let args: Vec<Arg<'_>> = args.iter().map(|a| Arg::Str(a)).collect();
     let reply = Redis::open()?
-        .eval(&scripts::LIKE, &keys, &args)
+        .eval_owned(&scripts::LIKE, call.keys().into_iter(), call.args())
         .map_err(|e| match e {
             ScriptError::Script(msg) if scripts::is_no_post(&msg) => {
                 EdgeError::NotFound(format!("there is no post `{post}`"))

@@ -21,7 +21,8 @@ const SECRET: &str = "bench-secret";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// What to measure: `likes` (throughput and latency) or `memory` (bytes per like).
+    /// What to measure: `likes` (throughput and latency), `memory` (bytes per like), `upload`,
+    /// `sync`, `realtime`, or `edge-ab` (this edge host against `--base`, side by side).
     what: String,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
@@ -35,6 +36,10 @@ pub struct Args {
     /// Likes for the memory benchmark.
     #[arg(long, default_value_t = 1_000_000)]
     likes: u64,
+    /// `edge-ab`: the edge-host binary to compare the current build against (copy it aside
+    /// before rebuilding).
+    #[arg(long)]
+    base: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -45,8 +50,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "upload" => upload(),
         "realtime" => super::bench_realtime::run(args.seconds),
         "sync" => super::bench_sync::run(args.likes),
+        "edge-ab" => edge_ab(&args),
         other => bail!(
-            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync` or `realtime`)"
+            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync`, `realtime` or `edge-ab`)"
         ),
     }
 }
@@ -85,6 +91,15 @@ fn start_redis() -> anyhow::Result<(Service, String, u16)> {
 /// The edge host with the real manifest against the Redis on `redis_port`; `variables` are
 /// extra `SPIN_VARIABLE_*` overrides. Returns the service and its `host:port`.
 fn start_edge(redis_port: u16, variables: &[(&str, &str)]) -> anyhow::Result<(Service, String)> {
+    start_edge_binary(tools::release_bin("edge-host"), redis_port, variables)
+}
+
+/// [`start_edge`] with the edge-host binary at `binary`.
+fn start_edge_binary(
+    binary: std::path::PathBuf,
+    redis_port: u16,
+    variables: &[(&str, &str)],
+) -> anyhow::Result<(Service, String)> {
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
     let admin = format!("127.0.0.1:{}", free_port()?);
@@ -101,7 +116,7 @@ fn start_edge(redis_port: u16, variables: &[(&str, &str)]) -> anyhow::Result<(Se
     let edge = Service::start("edge-host", {
         let addr = addr.clone();
         move || {
-            let mut c = Command::new(tools::release_bin("edge-host"));
+            let mut c = Command::new(&binary);
             c.arg("--manifest").arg(root().join("spin.toml")).args([
                 "--listen",
                 &addr,
@@ -305,6 +320,109 @@ fn print_table(rows: &[serde_json::Value], conns: &[usize]) {
             );
         }
     }
+}
+
+/// Connections per edge host in `edge-ab`: together, the 64 at which the edge peaks.
+const AB_CONNECTIONS: usize = 32;
+
+/// `cargo xtask bench edge-ab --base <edge-host>`: the current edge host and `base` under the
+/// same like load at the same time, each driven by its own single-threaded generator over
+/// [`AB_CONNECTIONS`] connections, for `--rounds` rounds of `--seconds`.
+///
+/// Run one after the other, two builds differ by this machine's noise (±15% between runs);
+/// run together, both see the same noise, so their CPU per like is a fair ratio. Running one
+/// binary against itself shows what the method cannot resolve (about ±2%).
+fn edge_ab(args: &Args) -> anyhow::Result<()> {
+    let base = args
+        .base
+        .clone()
+        .context("edge-ab needs --base <path to the edge-host binary to compare against>")?;
+    if !base.is_file() {
+        bail!("--base {} is not a file", base.display());
+    }
+    tools::build_components(false)?;
+    tools::build_native(&["edge-host", "likes-bench"])?;
+    let (_redis, redis_url, redis_port) = start_redis()?;
+    measure(bench_bin().args(["seed", "--redis", &redis_url]))?;
+    let (base_edge, base_addr) = start_edge_binary(base, redis_port, &[])?;
+    let (new_edge, new_addr) = start_edge(redis_port, &[])?;
+
+    let conns = AB_CONNECTIONS;
+    let drive =
+        |target: &str, addr: &str, pid: u32, offset: u64, seconds: u64| -> anyhow::Result<_> {
+            bench_bin()
+                .args([
+                    "drive", "--addr", addr, "--secret", SECRET, "--target", target,
+                ])
+                .args(["--connections", &conns.to_string()])
+                .args(["--seconds", &seconds.to_string(), "--threads", "1"])
+                .args(["--user-offset", &offset.to_string()])
+                .args(["--server-pid", &pid.to_string()])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .context("starting likes-bench drive")
+        };
+    let parse = |child: std::process::Child| -> anyhow::Result<serde_json::Value> {
+        let out = child
+            .wait_with_output()
+            .context("waiting for likes-bench")?;
+        if !out.status.success() {
+            bail!("likes-bench drive failed");
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().context("likes-bench printed nothing")?;
+        eprintln!("{line}");
+        serde_json::from_str(line).context("parsing likes-bench output")
+    };
+
+    // A first run pays for warming up (pool slots, scripts, caches); it is not counted.
+    let warm_base = drive("base", &base_addr, base_edge.pid(), 40_000_000, 3)?;
+    let warm_new = drive("new", &new_addr, new_edge.pid(), 40_100_000, 3)?;
+    parse(warm_base)?;
+    parse(warm_new)?;
+
+    println!(
+        "| round | base likes/s | base CPU µs/like | new likes/s | new CPU µs/like | new / base CPU |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    let mut ratios = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        let offset = 50_000_000 + round * 100_000;
+        let base_run = drive("base", &base_addr, base_edge.pid(), offset, args.seconds)?;
+        let new_run = drive(
+            "new",
+            &new_addr,
+            new_edge.pid(),
+            offset + 50_000,
+            args.seconds,
+        )?;
+        let (b, n) = (parse(base_run)?, parse(new_run)?);
+        let cpu = |v: &serde_json::Value| v["server_cpu_us_per_req"].as_f64().unwrap_or(f64::NAN);
+        let rps = |v: &serde_json::Value| v["rps"].as_f64().unwrap_or(f64::NAN);
+        let ratio = cpu(&n) / cpu(&b);
+        println!(
+            "| {round} | {:.0} | {:.1} | {:.0} | {:.1} | {ratio:.3} |",
+            rps(&b),
+            cpu(&b),
+            rps(&n),
+            cpu(&n)
+        );
+        ratios.push(ratio);
+        rows.extend([b, n]);
+    }
+    println!(
+        "\nmedian new / base CPU per like: {:.3} over {} rounds ({conns} connections each)",
+        median(ratios),
+        args.rounds.max(1)
+    );
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join("edge-ab.json"),
+        serde_json::to_string_pretty(&rows)?,
+    )?;
+    Ok(())
 }
 
 fn memory(args: &Args) -> anyhow::Result<()> {
