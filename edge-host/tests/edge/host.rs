@@ -477,15 +477,52 @@ async fn a_missing_required_variable_stops_startup_with_a_clear_error() {
     assert!(error.contains("SPIN_VARIABLE_REDIS_HOST"), "{error}");
 }
 
+/// The process-wide Prometheus recorder (a process has one), installed by the first test that
+/// needs it. Tests running at the same time may add to its counts, never take from them.
+fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .expect("install the metrics recorder")
+        })
+        .clone()
+}
+
+/// The value of the sample of `name` whose labels include every one of `labels`.
+fn sample(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let rest = series.strip_prefix(name)?.strip_prefix('{')?;
+        labels
+            .iter()
+            .all(|l| rest.contains(l))
+            .then(|| value.parse().ok())?
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_serves_metrics_and_health_and_shutdown_is_graceful() {
     let redis = TestRedis::start();
-    let config = test_config(&fixture("fault.toml"), &[("redis_host", &redis.host())]);
+    let mut config = test_config(&fixture("fault.toml"), &[("redis_host", &redis.host())]);
+    config.metrics = Some(prometheus());
     let edge = TestEdge::start_with_admin(config).await;
     let admin = edge.admin_url().expect("admin listener");
 
-    let (status, _) = get_json(&edge, "/fault/echo/x").await;
-    assert_eq!(status, 200);
+    // Several requests, so both serving threads are likely to record some.
+    for _ in 0..6 {
+        let (status, _) = get_json(&edge, "/fault/echo/x").await;
+        assert_eq!(status, 200);
+    }
+    let missing = edge
+        .client()
+        .get(edge.url("/no/such/route"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(missing.status().as_u16(), 404);
     let health = edge
         .client()
         .get(format!("{admin}/healthz"))
@@ -500,6 +537,25 @@ async fn admin_serves_metrics_and_health_and_shutdown_is_graceful() {
         .await
         .expect("metrics");
     assert_eq!(metrics.status().as_u16(), 200);
+    let exposition = metrics.text().await.expect("metrics body");
+    let answered = |labels: &[&str]| sample(&exposition, "edge_requests_total", labels);
+    assert!(
+        answered(&[r#"component="fault""#, r#"status="200""#]).is_some_and(|n| n >= 6.0),
+        "six 200s from the fault component:\n{exposition}"
+    );
+    assert!(
+        answered(&[r#"component="-""#, r#"status="404""#]).is_some_and(|n| n >= 1.0),
+        "the unrouted request, answered by the host:\n{exposition}"
+    );
+    assert!(
+        sample(
+            &exposition,
+            "edge_instantiation_seconds_count",
+            &[r#"component="fault""#]
+        )
+        .is_some_and(|n| n >= 6.0),
+        "an instantiation per request:\n{exposition}"
+    );
 
     let addr = edge.addr();
     let started = Instant::now();
