@@ -1,6 +1,7 @@
 //! Metric names and the few helpers that record them (`metrics` facade; Prometheus in `admin.rs`).
 //!
-//! Nothing is recorded unless a recorder is installed (main installs one; tests may not).
+//! Nothing is recorded unless a recorder is installed (`main` installs one when there is an
+//! admin listener to serve it; tests may install one).
 //!
 //! The per-request metrics go through handles each serving thread keeps per component and
 //! status: looking a labelled metric up in the registry costs key hashing and label allocations
