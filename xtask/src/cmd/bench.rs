@@ -67,7 +67,11 @@ fn bench_bin() -> Command {
 
 /// Runs a likes-bench subcommand and parses its JSON line.
 fn measure(cmd: &mut Command) -> anyhow::Result<serde_json::Value> {
-    let out = cmd.output().context("running likes-bench")?;
+    report(cmd.output().context("running likes-bench")?)
+}
+
+/// The JSON line a finished likes-bench printed last (echoed to stderr).
+fn report(out: std::process::Output) -> anyhow::Result<serde_json::Value> {
     if !out.status.success() {
         bail!(
             "likes-bench failed: {}",
@@ -331,7 +335,7 @@ const AB_CONNECTIONS: usize = 32;
 ///
 /// Run one after the other, two builds differ by this machine's noise (±15% between runs);
 /// run together, both see the same noise, so their CPU per like is a fair ratio. Running one
-/// binary against itself shows what the method cannot resolve (about ±2%).
+/// binary against itself shows what the method cannot resolve (about ±4% here).
 fn edge_ab(args: &Args) -> anyhow::Result<()> {
     let base = args
         .base
@@ -362,17 +366,12 @@ fn edge_ab(args: &Args) -> anyhow::Result<()> {
                 .spawn()
                 .context("starting likes-bench drive")
         };
-    let parse = |child: std::process::Child| -> anyhow::Result<serde_json::Value> {
-        let out = child
-            .wait_with_output()
-            .context("waiting for likes-bench")?;
-        if !out.status.success() {
-            bail!("likes-bench drive failed");
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text.lines().last().context("likes-bench printed nothing")?;
-        eprintln!("{line}");
-        serde_json::from_str(line).context("parsing likes-bench output")
+    let parse = |child: std::process::Child| {
+        report(
+            child
+                .wait_with_output()
+                .context("waiting for likes-bench")?,
+        )
     };
 
     // A first run pays for warming up (pool slots, scripts, caches); it is not counted.
