@@ -6,7 +6,8 @@
 //! 2. `PUT /api/posts/p_1/like` with 64 requests in flight: CPU µs per like, Redis included.
 //!
 //! `cargo run --release -p edge-host --example invoke-loop -- <redis host:port> [requests]`, against
-//! a Redis seeded by `likes-bench seed` and with the components built. With `EDGE_PERFMAP=1`,
+//! a Redis seeded by `likes-bench seed` and with the components built; `EDGE_MANIFEST` runs
+//! another copy of the app instead of `spin.toml`. With `EDGE_PERFMAP=1`,
 //! `perf record` of the loop names the guests' compiled functions.
 
 use std::rc::Rc;
@@ -31,18 +32,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// CPU seconds (user + system) this process has used.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    service_kit::procfs::cpu_time(std::process::id()).map_or(0.0, |t| t.as_secs_f64())
 }
 
 /// A request for `path` as the server hands it to `invoke`: absolute URI, Spin's headers.
@@ -168,7 +158,12 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let redis = args.next().unwrap_or_else(|| "127.0.0.1:6399".into());
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml");
+    // `EDGE_MANIFEST` points at another app (a copy with other builds of the components), so
+    // two builds can be measured side by side.
+    let manifest = std::env::var_os("EDGE_MANIFEST").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml"),
+        std::path::PathBuf::from,
+    );
     let mut config = edge_host::Config::new(&manifest)
         .variable("session_secret", SECRET)
         .variable("redis_host", redis);

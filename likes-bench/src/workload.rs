@@ -149,27 +149,14 @@ pub fn spent(before: Option<Duration>, after: Option<Duration>) -> Option<Durati
     before.zip(after).map(|(a, b)| b.saturating_sub(a))
 }
 
-/// CPU time (user + system) a process has used so far, from /proc.
+/// CPU time (user + system) a process has used so far.
 pub fn process_cpu(pid: u32) -> Option<Duration> {
-    stat_ticks(pid, 11)
+    service_kit::procfs::cpu_time(pid)
 }
 
 /// CPU time (user + system) of this process's children that have exited and been waited for.
 pub fn children_cpu() -> Option<Duration> {
-    stat_ticks(std::process::id(), 13)
-}
-
-/// The sum of the two tick counters from field `first` on of `/proc/<pid>/stat`.
-fn stat_ticks(pid: u32, first: usize) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name: utime and stime are the 12th and 13th,
-    // cutime and cstime the 14th and 15th.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 =
-        fields.get(first)?.parse::<u64>().ok()? + fields.get(first + 1)?.parse::<u64>().ok()?;
-    // Linux reports in USER_HZ, which is 100 on every mainstream configuration.
-    Some(Duration::from_millis(ticks * 10))
+    service_kit::procfs::children_cpu_time(std::process::id())
 }
 
 #[cfg(test)]

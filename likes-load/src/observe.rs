@@ -78,38 +78,12 @@ impl LagProbe {
 
 /// Resident set size of `pid`, in bytes (0 when it is gone).
 pub fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("VmRSS:")?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or(0)
-        * 1024
+    service_kit::procfs::rss_bytes(pid).unwrap_or(0)
 }
 
-/// CPU time (user + system) of `pid`, in seconds, children excluded.
+/// CPU time (user + system) of `pid`, in seconds, children excluded (0 when it is gone).
 pub fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name;
-    // USER_HZ is 100 on Linux.
-    (ticks(11) + ticks(12)) as f64 / 100.0
+    service_kit::procfs::cpu_time(pid).map_or(0.0, |t| t.as_secs_f64())
 }
 
 /// Busy CPU time of the whole machine (all processes, every core), in seconds.

@@ -1,6 +1,9 @@
 //! The few lines every native service's `main` needs (edge host, realtime hub, sync daemon), so
 //! they behave alike: logs on stderr filtered by `RUST_LOG`, colours only on a terminal, and a
-//! graceful stop on SIGINT or SIGTERM.
+//! graceful stop on SIGINT or SIGTERM. Also what the benchmarks and the load generator read of
+//! a process's CPU and memory ([`procfs`]).
+
+pub mod procfs;
 
 use std::io::IsTerminal;
 
