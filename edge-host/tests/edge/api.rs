@@ -75,7 +75,7 @@ async fn bad_session_requests_get_clear_errors() {
             .expect("send");
         assert_problem(resp, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    let resp = c.get(edge.url("/api/session")).send().await.expect("send");
+    let resp = edge.get("/api/session").await;
     assert_eq!(
         resp.headers().get("allow").and_then(|v| v.to_str().ok()),
         Some("POST")
@@ -387,12 +387,7 @@ async fn likers_pages_list_every_liker_exactly_once() {
     assert_eq!(listed, expected_sorted);
 
     for bad in ["limit=0", "limit=201", "cursor=xyz"] {
-        let resp = edge
-            .client()
-            .get(edge.url(&format!("/api/posts/p_9/likers?{bad}")))
-            .send()
-            .await
-            .expect("send");
+        let resp = edge.get(&format!("/api/posts/p_9/likers?{bad}")).await;
         assert_problem(resp, StatusCode::BAD_REQUEST).await;
     }
 }
@@ -422,14 +417,7 @@ async fn health_follows_redis_and_config_serves_the_realtime_url() {
     let mut redis = TestRedis::start();
     let edge = TestEdge::start_app(&redis).await;
     let c = edge.client();
-    assert_eq!(
-        c.get(edge.url("/api/health"))
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(edge.get("/api/health").await.status(), StatusCode::OK);
     let config: Value = c
         .get(edge.url("/api/config"))
         .send()
@@ -446,7 +434,7 @@ async fn health_follows_redis_and_config_serves_the_realtime_url() {
     );
     redis.kill();
     assert_problem(
-        c.get(edge.url("/api/health")).send().await.expect("send"),
+        edge.get("/api/health").await,
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use edge_host::Config;
 use serde_json::Value;
 
 use crate::support::{TestEdge, TestRedis, expect_problem, fixture, test_config};
@@ -10,21 +11,20 @@ use crate::support::{TestEdge, TestRedis, expect_problem, fixture, test_config};
 /// Body limit used by these tests (the default is 10 MiB).
 const LIMIT: u64 = 1024 * 1024;
 
-async fn fault_edge(redis: &TestRedis) -> TestEdge {
+fn fault_config(redis: &TestRedis) -> Config {
     let mut config = test_config(&fixture("fault.toml"), &[("redis_host", &redis.host())]);
     config.request_timeout = Duration::from_secs(2);
     config.max_body_bytes = LIMIT;
     config.redis_connections_per_address = 2;
-    TestEdge::start_with(config).await
+    config
+}
+
+async fn fault_edge(redis: &TestRedis) -> TestEdge {
+    TestEdge::start_with(fault_config(redis)).await
 }
 
 async fn get_json(edge: &TestEdge, path: &str) -> (u16, Value) {
-    let response = edge
-        .client()
-        .get(edge.url(path))
-        .send()
-        .await
-        .expect("request");
+    let response = edge.get(path).await;
     let status = response.status().as_u16();
     (status, response.json().await.expect("json body"))
 }
@@ -45,12 +45,7 @@ async fn a_trap_is_a_500_problem_and_the_host_keeps_serving() {
     let redis = TestRedis::start();
     let edge = fault_edge(&redis).await;
 
-    let response = edge
-        .client()
-        .get(edge.url("/fault/trap"))
-        .send()
-        .await
-        .expect("request");
+    let response = edge.get("/fault/trap").await;
     let problem = expect_problem(response, 500).await;
     let detail = problem["detail"].as_str().unwrap_or_default();
     assert!(
@@ -67,12 +62,7 @@ async fn a_trap_is_a_500_problem_and_the_host_keeps_serving() {
 async fn a_guest_that_never_responds_is_a_500_problem() {
     let redis = TestRedis::start();
     let edge = fault_edge(&redis).await;
-    let response = edge
-        .client()
-        .get(edge.url("/fault/noresponse"))
-        .send()
-        .await
-        .expect("request");
+    let response = edge.get("/fault/noresponse").await;
     expect_problem(response, 500).await;
     let (status, _) = get_json(&edge, "/fault/echo/after").await;
     assert_eq!(status, 200);
@@ -84,12 +74,7 @@ async fn an_endless_loop_is_stopped_by_the_wall_time_limit() {
     let edge = fault_edge(&redis).await;
 
     let started = Instant::now();
-    let response = edge
-        .client()
-        .get(edge.url("/fault/spin"))
-        .send()
-        .await
-        .expect("request");
+    let response = edge.get("/fault/spin").await;
     let elapsed = started.elapsed();
     expect_problem(response, 500).await;
     assert!(
@@ -123,12 +108,7 @@ async fn running_out_of_memory_is_a_500_and_the_host_keeps_serving() {
     let redis = TestRedis::start();
     let edge = fault_edge(&redis).await;
 
-    let response = edge
-        .client()
-        .get(edge.url("/fault/oom"))
-        .send()
-        .await
-        .expect("request");
+    let response = edge.get("/fault/oom").await;
     expect_problem(response, 500).await;
     let (status, _) = get_json(&edge, "/fault/echo/after-oom").await;
     assert_eq!(status, 200);
@@ -167,7 +147,11 @@ async fn redis_allowed_addresses_work_through_a_small_shared_pool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_pooled_redis_connections_are_replaced() {
     let redis = TestRedis::start();
-    let edge = fault_edge(&redis).await;
+    // One serving thread, so both pooled connections are its own and guests take them in turn:
+    // with more, which worker a request lands on (and so which slot it uses) is up to the client.
+    let mut config = fault_config(&redis);
+    config.workers = 1;
+    let edge = TestEdge::start_with(config).await;
     let path = format!("/fault/redis?addr={}", url_encode(&redis.url()));
     for _ in 0..4 {
         assert_eq!(get_json(&edge, &path).await.0, 200);
@@ -182,16 +166,13 @@ async fn broken_pooled_redis_connections_are_replaced() {
         .expect("CLIENT KILL");
     assert!(killed >= 1, "the host held no connection");
 
-    // Each broken slot fails at most once (a Redis error for the guest), then reconnects.
+    // Each broken slot fails at most once (a Redis error for the guest), then reconnects: the
+    // two requests after the kill may fail, none after them.
     let mut statuses = Vec::new();
     for _ in 0..6 {
         statuses.push(get_json(&edge, &path).await.0);
     }
-    assert!(
-        statuses.iter().filter(|s| **s != 200).count() <= 2,
-        "{statuses:?}"
-    );
-    assert_eq!(statuses[4..], [200, 200], "{statuses:?}");
+    assert_eq!(statuses[2..], [200; 4], "{statuses:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,20 +405,10 @@ async fn unknown_routes_are_404_problems() {
         "/fault/trap/extra",
         "/.well-known/spin/nope",
     ] {
-        let response = edge
-            .client()
-            .get(edge.url(path))
-            .send()
-            .await
-            .expect("request");
+        let response = edge.get(path).await;
         expect_problem(response, 404).await;
     }
-    let response = edge
-        .client()
-        .get(edge.url("/.well-known/spin/health"))
-        .send()
-        .await
-        .expect("request");
+    let response = edge.get("/.well-known/spin/health").await;
     assert_eq!(response.status().as_u16(), 200);
 }
 
@@ -516,12 +487,7 @@ async fn admin_serves_metrics_and_health_and_shutdown_is_graceful() {
         let (status, _) = get_json(&edge, "/fault/echo/x").await;
         assert_eq!(status, 200);
     }
-    let missing = edge
-        .client()
-        .get(edge.url("/no/such/route"))
-        .send()
-        .await
-        .expect("request");
+    let missing = edge.get("/no/such/route").await;
     assert_eq!(missing.status().as_u16(), 404);
     let health = edge
         .client()

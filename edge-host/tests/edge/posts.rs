@@ -38,7 +38,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 }
 
 async fn fetch_image(edge: &TestEdge, url: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {
-    let resp = edge.client().get(edge.url(url)).send().await.expect("send");
+    let resp = edge.get(url).await;
     assert_eq!(resp.status(), StatusCode::OK, "GET {url}");
     let headers = resp.headers().clone();
     (headers, resp.bytes().await.expect("image bytes").to_vec())
@@ -195,7 +195,7 @@ async fn bad_uploads_get_the_contract_errors_and_store_nothing() {
         .await
         .expect("send");
     assert_problem(anonymous, StatusCode::UNAUTHORIZED).await;
-    let wrong_method = c.get(edge.url("/api/posts")).send().await.expect("send");
+    let wrong_method = edge.get("/api/posts").await;
     assert_problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await;
 
     let mut conn = redis.async_conn().await;
@@ -396,7 +396,7 @@ async fn posts_carry_live_counts_liked_by_me_and_recent_likers() {
         ("/api/feed?limit=51", StatusCode::BAD_REQUEST),
         ("/api/feed?sort=top&cursor=n5", StatusCode::BAD_REQUEST),
     ] {
-        assert_problem(c.get(edge.url(path)).send().await.expect("send"), status).await;
+        assert_problem(edge.get(path).await, status).await;
     }
 }
 
@@ -456,21 +456,13 @@ async fn images_are_immutable_revalidate_with_304_and_refuse_traversal() {
         "/api/images/%2e%2e",
         "/api/images/img:x",
     ] {
-        assert_problem(
-            c.get(edge.url(path)).send().await.expect("send"),
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        assert_problem(edge.get(path).await, StatusCode::NOT_FOUND).await;
     }
     let bad_size = format!(
         "{}?size=huge",
         post.image.full_url.split('?').next().unwrap_or("")
     );
-    assert_problem(
-        c.get(edge.url(&bad_size)).send().await.expect("send"),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    assert_problem(edge.get(&bad_size).await, StatusCode::BAD_REQUEST).await;
 }
 
 #[tokio::test]

@@ -55,12 +55,7 @@ async fn files_are_served_with_their_type_and_cache_policy() {
         ("/sub/", "text/html; charset=utf-8", "no-cache", "sub"),
     ];
     for (path, mime, cache, body) in cases {
-        let resp = edge
-            .client()
-            .get(edge.url(path))
-            .send()
-            .await
-            .expect("send");
+        let resp = edge.get(path).await;
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         let header = |name: &str| {
             resp.headers()
@@ -80,12 +75,7 @@ async fn files_are_served_with_their_type_and_cache_policy() {
 async fn app_routes_get_the_shell_and_missing_assets_are_404() {
     let edge = site().await;
     for route in ["/p/42", "/upload", "/feed/top"] {
-        let resp = edge
-            .client()
-            .get(edge.url(route))
-            .send()
-            .await
-            .expect("send");
+        let resp = edge.get(route).await;
         assert_eq!(resp.status(), StatusCode::OK, "{route}");
         assert!(
             resp.text().await.expect("text").contains("shell"),
@@ -94,12 +84,7 @@ async fn app_routes_get_the_shell_and_missing_assets_are_404() {
     }
     // Missing assets, and API paths no component claims, are 404s rather than the shell.
     for missing in ["/assets/missing.js", "/api", "/api/", "/api/nope/deeper"] {
-        let resp = edge
-            .client()
-            .get(edge.url(missing))
-            .send()
-            .await
-            .expect("send");
+        let resp = edge.get(missing).await;
         crate::support::expect_problem(resp, 404).await;
     }
     let resp = edge
@@ -140,22 +125,12 @@ async fn traversal_never_leaves_the_mount() {
 async fn the_real_manifest_serves_the_app_beside_the_api() {
     let redis = TestRedis::start();
     let edge = TestEdge::start_app(&redis).await;
-    let home = edge.client().get(edge.url("/")).send().await.expect("send");
+    let home = edge.get("/").await;
     assert_eq!(home.status(), StatusCode::OK);
     assert!(home.text().await.expect("text").contains("<html"));
-    let deep = edge
-        .client()
-        .get(edge.url("/p/7"))
-        .send()
-        .await
-        .expect("send");
+    let deep = edge.get("/p/7").await;
     assert_eq!(deep.status(), StatusCode::OK);
-    let api = edge
-        .client()
-        .get(edge.url("/api/health"))
-        .send()
-        .await
-        .expect("send");
+    let api = edge.get("/api/health").await;
     assert_eq!(
         api.status(),
         StatusCode::OK,

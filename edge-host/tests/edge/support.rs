@@ -193,6 +193,15 @@ impl TestEdge {
         &self.client
     }
 
+    /// `GET path`, which must get an answer (any status): a connection error fails the test.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     /// Requests shutdown and waits for `run` to return.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {
