@@ -91,13 +91,12 @@ thread_local! {
 
 /// Runs `f` on this thread's handles for `component`.
 fn with_handles(component: &str, f: impl FnOnce(&mut ComponentHandles)) {
-    HANDLES.with_borrow_mut(|handles| {
-        if !handles.contains_key(component) {
-            handles.insert(component.to_owned(), ComponentHandles::new(component));
-        }
-        if let Some(h) = handles.get_mut(component) {
-            f(h);
-        }
+    HANDLES.with_borrow_mut(|handles| match handles.get_mut(component) {
+        Some(h) => f(h),
+        // A component's first request on this thread: the only time its name is copied.
+        None => f(handles
+            .entry(component.to_owned())
+            .or_insert_with(|| ComponentHandles::new(component))),
     });
 }
 

@@ -124,20 +124,6 @@ impl RouteMatch<'_> {
         })
     }
 
-    /// The headers Spin adds to the request, as (lowercase name, value) pairs.
-    ///
-    /// `full_url` is `scheme://host` + path and query; `client_addr` is the peer address.
-    pub fn spin_headers(&self, full_url: &str, client_addr: &str) -> Vec<(String, String)> {
-        self.fixed_headers(full_url, client_addr)
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .chain(
-                self.param_headers()
-                    .map(|(name, value)| (name, value.to_owned())),
-            )
-            .collect()
-    }
-
     /// Inserts the Spin headers into `map`, replacing any the client sent under the same names.
     ///
     /// This runs on every request, so the fixed names are static rather than parsed.
@@ -474,17 +460,23 @@ mod tests {
         assert!(Router::build([("c", &bad)]).is_err());
     }
 
+    /// The headers `m` adds to a request that had none.
+    fn spin_headers(m: &RouteMatch<'_>, full_url: &str, client_addr: &str) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        m.apply_headers(&mut map, full_url, client_addr);
+        map
+    }
+
     #[test]
     fn spin_headers_match_spin() {
         let r = router(&[("dummy", "/foo/...")]);
         let m = r.route("/foo/bar").expect("match");
-        let headers = m.spin_headers("https://fermyon.dev/foo/bar?key1=value1", "127.0.0.1:8777");
-        let get = |n: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == n)
-                .map(|(_, v)| v.as_str())
-        };
+        let headers = spin_headers(
+            &m,
+            "https://fermyon.dev/foo/bar?key1=value1",
+            "127.0.0.1:8777",
+        );
+        let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         assert_eq!(
             get("spin-full-url"),
             Some("https://fermyon.dev/foo/bar?key1=value1")
@@ -498,13 +490,8 @@ mod tests {
 
         let r = router(&[("dummy", "/foo/:userid/...")]);
         let m = r.route("/foo/42/bar").expect("match");
-        let headers = m.spin_headers("http://h/foo/42/bar", "127.0.0.1:1");
-        let get = |n: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == n)
-                .map(|(_, v)| v.as_str())
-        };
+        let headers = spin_headers(&m, "http://h/foo/42/bar", "127.0.0.1:1");
+        let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         assert_eq!(get("spin-path-match-userid"), Some("42"));
         assert_eq!(get("spin-path-info"), Some("/bar"));
         assert_eq!(get("spin-component-route"), Some("/foo/:userid"));
