@@ -10,7 +10,9 @@ use anyhow::{Context, bail};
 use likes_core::scripts::{self, LikeCall};
 use likes_core::{PostId, UserId};
 
-use crate::workload::{Report, Window, children_cpu, process_cpu, spent};
+use service_kit::procfs::{children_cpu_time, cpu_time};
+
+use crate::workload::{Report, Window, spent};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -57,7 +59,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut argv = call.args();
     argv[2] = RANDOM.to_owned();
 
-    let (cpu0, client0) = (args.server_pid.and_then(process_cpu), children_cpu());
+    let (cpu0, client0) = (
+        args.server_pid.and_then(cpu_time),
+        children_cpu_time(std::process::id()),
+    );
     let started = Instant::now();
     let out = Command::new("redis-benchmark")
         .args(["-h", &host, "-p", &port.to_string()])
@@ -70,7 +75,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .output()
         .context("running redis-benchmark (Debian package redis-tools)")?;
     let elapsed = started.elapsed();
-    let (cpu1, client1) = (args.server_pid.and_then(process_cpu), children_cpu());
+    let (cpu1, client1) = (
+        args.server_pid.and_then(cpu_time),
+        children_cpu_time(std::process::id()),
+    );
     if !out.status.success() {
         bail!(
             "redis-benchmark failed: {}",

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use service_kit::procfs::cpu_time;
 
 /// What the i-th request of a worker does.
 pub fn step(i: u64, posts: u64) -> (u64, bool) {
@@ -130,12 +131,12 @@ impl Window {
         stop: &std::sync::atomic::AtomicBool,
     ) -> Self {
         let me = std::process::id();
-        let (cpu0, client0) = (server_pid.and_then(process_cpu), process_cpu(me));
+        let (cpu0, client0) = (server_pid.and_then(cpu_time), cpu_time(me));
         let t0 = std::time::Instant::now();
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let elapsed = t0.elapsed();
-        let (cpu1, client1) = (server_pid.and_then(process_cpu), process_cpu(me));
+        let (cpu1, client1) = (server_pid.and_then(cpu_time), cpu_time(me));
         Self {
             elapsed,
             cpu: spent(cpu0, cpu1),
@@ -147,16 +148,6 @@ impl Window {
 /// The CPU used between two readings.
 pub fn spent(before: Option<Duration>, after: Option<Duration>) -> Option<Duration> {
     before.zip(after).map(|(a, b)| b.saturating_sub(a))
-}
-
-/// CPU time (user + system) a process has used so far.
-pub fn process_cpu(pid: u32) -> Option<Duration> {
-    service_kit::procfs::cpu_time(pid)
-}
-
-/// CPU time (user + system) of this process's children that have exited and been waited for.
-pub fn children_cpu() -> Option<Duration> {
-    service_kit::procfs::children_cpu_time(std::process::id())
 }
 
 #[cfg(test)]

@@ -204,7 +204,7 @@ fn likes(args: &Args) -> anyhow::Result<()> {
                     "drive", "--addr", addr, "--secret", SECRET, "--target", target,
                 ])
                 .args(["--connections", conns, "--seconds", &seconds])
-                // One generator thread is enough for any target here (it uses a fifth of a
+                // One generator thread is enough for any target here (it uses a third of a
                 // core at most) and takes the least CPU from the server on these shared cores.
                 .args(["--threads", "1"])
                 .args(["--user-offset", offset, "--server-pid", &pid.to_string()]),
