@@ -165,14 +165,14 @@ pub fn build_components(with_test: bool) -> anyhow::Result<()> {
     run(&mut cmd)
 }
 
-/// Builds the native binaries in release mode (tests, `up` and benches share one build).
-pub fn build_native(packages: &[&str]) -> anyhow::Result<()> {
-    let mut cmd = cargo();
-    cmd.args(["build", "--release"]);
-    for p in packages {
-        cmd.args(["-p", p]);
-    }
-    run(&mut cmd)
+/// Builds every native binary, example and test in release mode, in one cargo invocation.
+///
+/// Cargo resolves dependency features per invocation, from the packages and targets it builds,
+/// so `-p edge-host` alone, the four services, and `cargo test` each got their own features and
+/// their own copy of wasmtime (three in a CI run). One invocation of the whole workspace, with
+/// the tests' dev-dependencies, is the build that `cargo test --release`, `up` and every bench use.
+pub fn build_native() -> anyhow::Result<()> {
+    run(cargo().args(["build", "--release", "--all-targets"]))
 }
 
 /// Path of a release binary.

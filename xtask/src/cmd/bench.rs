@@ -142,7 +142,7 @@ fn start_edge_binary(
 /// to the same pipeline natively.
 fn upload() -> anyhow::Result<()> {
     tools::build_components(false)?;
-    tools::build_native(&["edge-host", "likes-bench"])?;
+    tools::build_native()?;
     let (_redis, _, redis_port) = start_redis()?;
     let (_edge, addr) = start_edge(redis_port, &[("uploads_per_minute", "100000")])?;
     let row = measure(bench_bin().args([
@@ -176,7 +176,7 @@ const TARGETS: [&str; 4] = ["edge (wasm)", "native axum", "redis", "redis-benchm
 
 fn likes(args: &Args) -> anyhow::Result<()> {
     tools::build_components(false)?;
-    tools::build_native(&["edge-host", "likes-bench"])?;
+    tools::build_native()?;
     let (redis, redis_url, redis_port) = start_redis()?;
     measure(bench_bin().args(["seed", "--redis", &redis_url]))?;
 
@@ -348,7 +348,7 @@ fn edge_ab(args: &Args) -> anyhow::Result<()> {
         bail!("--base {} is not a file", base.display());
     }
     tools::build_components(false)?;
-    tools::build_native(&["edge-host", "likes-bench"])?;
+    tools::build_native()?;
     let (_redis, redis_url, redis_port) = start_redis()?;
     measure(bench_bin().args(["seed", "--redis", &redis_url]))?;
     let (base_edge, base_addr) = start_edge_binary(base, redis_port, &[])?;
@@ -428,7 +428,7 @@ fn edge_ab(args: &Args) -> anyhow::Result<()> {
 }
 
 fn memory(args: &Args) -> anyhow::Result<()> {
-    tools::build_native(&["likes-bench"])?;
+    tools::build_native()?;
     let (_redis, redis_url, _) = start_redis()?;
     for stride in [1u64, 97] {
         measure(bench_bin().args([

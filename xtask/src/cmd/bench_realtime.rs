@@ -22,7 +22,7 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use serde_json::{Value, json};
 
 use crate::proc::{self, Service};
-use crate::tools::{self, cargo, root};
+use crate::tools::{self, root};
 
 /// Socket counts of the memory measurement.
 const MEMORY_SOCKETS: [usize; 2] = [10_000, 50_000];
@@ -43,18 +43,7 @@ const TICKS_PER_SEC: f64 = 100.0;
 /// Runs the whole benchmark; `seconds` is the length of each load phase.
 pub fn run(seconds: u64) -> anyhow::Result<()> {
     tools::ensure_redis()?;
-    tools::run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "realtime-hub",
-        "--bin",
-        "realtime-hub",
-        "--example",
-        "hub-bench",
-        "--example",
-        "ws-echo",
-    ]))?;
+    tools::build_native()?;
     let fds = raise_fd_limit(MEMORY_SOCKETS[1] as u64 + 1_000)?;
     // A server holds one fd per socket; beyond its limit, measure the most that fits and say so.
     let server_max = usize::try_from(fds.saturating_sub(1_000)).unwrap_or(usize::MAX);

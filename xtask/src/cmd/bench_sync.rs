@@ -12,20 +12,13 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 use crate::proc;
-use crate::tools::{self, cargo, root};
+use crate::tools::{self, root};
 
 /// Runs the benchmark with a backlog of `likes` likes.
 pub fn run(likes: u64) -> anyhow::Result<()> {
     tools::ensure_redis()?;
     let pg_bin = tools::ensure_postgres()?;
-    tools::run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "sync-daemon",
-        "--example",
-        "sync-bench",
-    ]))?;
+    tools::build_native()?;
     let redis_port = free_port()?;
     let _redis = proc::redis(
         redis_port,

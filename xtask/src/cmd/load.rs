@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pg_bin = tools::ensure_postgres()?;
     if !args.no_build {
         tools::build_components(false)?;
-        tools::build_native(&["sync-daemon", "realtime-hub", "edge-host", "likes-load"])?;
+        tools::build_native()?;
     }
 
     let stamp = std::time::SystemTime::now()

@@ -73,8 +73,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tools::build_components(true)?;
     // The edge serves the built app at `/` (spin.toml), so it exists before any test starts.
     crate::cmd::app::build()?;
-    // The hub's edge tests run the real edge-host binary: build it before any test starts.
-    tools::build_native(&["edge-host"])?;
+    // Every native binary and test, in the one build `cargo test` below reuses: the hub's edge
+    // tests and the app's end-to-end test run the real service binaries it leaves in
+    // target/release.
+    tools::build_native()?;
     // The hub's tests drive the official Socket.IO JS client: install it once, up front, rather
     // than from several tests at the same moment.
     crate::cmd::app::npm_ci(&tools::root().join("realtime-hub/js"))?;
@@ -82,6 +84,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The app's unit tests and its end-to-end test in headless Chromium, which drives the
     // real edge host, realtime hub and load lab binaries built by the run above.
     crate::cmd::app::ensure_chromium()?;
-    tools::build_native(&["edge-host", "realtime-hub", "load-lab", "sync-daemon"])?;
     tools::run(cargo().args(["test", "--release", "-p", "yew-app"]))
 }

@@ -41,11 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "`spin` is not on PATH: install Spin 4 (https://spinframework.dev/install) or run without --spin"
         );
     }
-    let mut native = vec!["sync-daemon", "realtime-hub", "load-lab"];
-    if !args.spin {
-        native.push("edge-host");
-    }
-    tools::build_native(&native)?;
+    tools::build_native()?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
