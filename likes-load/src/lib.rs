@@ -7,6 +7,7 @@
 //! control endpoint can stream it; the `likes-load` binary is a thin command line around it.
 
 pub mod charts;
+pub mod cli;
 pub mod config;
 pub mod drive;
 pub mod edge;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use likes_load::cli::TargetArgs;
 use likes_load::{Config, Phase, Popularity, Preset, ProgressEvent, ProgressSink, Status};
 
 #[global_allocator]
@@ -20,21 +21,8 @@ struct Args {
     /// Scenario preset; flags given explicitly override it.
     #[arg(long)]
     preset: Option<Preset>,
-    /// Edge base URL.
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    edge: String,
-    /// Realtime hub base URL (`none` for no sockets).
-    #[arg(long, default_value = "http://127.0.0.1:3001")]
-    hub: String,
-    /// Redis the edge uses (verdict counts; user registration with --token-secret).
-    #[arg(long, default_value = "redis://127.0.0.1:6380")]
-    redis: String,
-    /// PostgreSQL the sync daemon writes (`none` to skip, which fails the verdict).
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5433/likes")]
-    database_url: String,
-    /// The sync daemon's metrics page, sampled for sync lag (`none` to skip).
-    #[arg(long, default_value = "http://127.0.0.1:3003/metrics")]
-    sync_metrics: String,
+    #[command(flatten)]
+    target: TargetArgs,
     #[arg(long)]
     users: Option<u64>,
     #[arg(long)]
@@ -62,10 +50,6 @@ struct Args {
     unlike_ratio: Option<f64>,
     #[arg(long)]
     uploads_per_sec: Option<f64>,
-    /// The edge's session secret: register users straight into Redis with the edge's own
-    /// `session.lua` and mint their tokens here, instead of one `POST /api/session` each.
-    #[arg(long, env = "LIKES_SESSION_SECRET")]
-    token_secret: Option<String>,
     #[arg(long)]
     max_in_flight: Option<usize>,
     #[arg(long)]
@@ -92,22 +76,13 @@ fn name_pid(s: &str) -> Result<(String, u32), String> {
     Ok((name.to_owned(), pid.parse().map_err(|_| "pid is a number")?))
 }
 
-fn none(s: String) -> Option<String> {
-    (s != "none").then_some(s)
-}
-
 impl Args {
     fn config(self) -> Config {
         let mut c = Config::default();
         if let Some(p) = self.preset {
             c.apply_preset(p);
         }
-        c.edge = self.edge;
-        c.hub = none(self.hub);
-        c.redis = self.redis;
-        c.database_url = none(self.database_url);
-        c.sync_metrics = none(self.sync_metrics);
-        c.token_secret = self.token_secret;
+        self.target.apply(&mut c);
         c.watch = self.watch;
         macro_rules! set {
             ($($f:ident),*) => { $(if let Some(v) = self.$f { c.$f = v; })* };

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
+use likes_load::cli::TargetArgs;
 use load_lab::Config;
 
 /// The load lab: runs the likes load generator on request from the app's Load lab page and
@@ -17,25 +18,8 @@ struct Cli {
     /// Accept runs. Off by default: without it every `lab:start` is refused.
     #[arg(long, env = "LAB_ENABLED")]
     enable_lab: bool,
-    /// Edge base URL the runs load.
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    edge: String,
-    /// Realtime hub base URL (`none` for runs without sockets).
-    #[arg(long, default_value = "http://127.0.0.1:3001")]
-    hub: String,
-    /// Redis the edge uses (verdict counts; user registration with --token-secret).
-    #[arg(long, default_value = "redis://127.0.0.1:6380")]
-    redis: String,
-    /// PostgreSQL the sync daemon writes (`none` to skip, which fails every verdict).
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5433/likes")]
-    database_url: String,
-    /// The sync daemon's metrics page, sampled for sync lag (`none` to skip).
-    #[arg(long, default_value = "http://127.0.0.1:3003/metrics")]
-    sync_metrics: String,
-    /// The edge's session secret: users are registered straight into Redis and their tokens
-    /// minted here instead of one `POST /api/session` each (much faster for large runs).
-    #[arg(long, env = "LIKES_SESSION_SECRET")]
-    token_secret: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Most users one run may have, to protect the machine.
     #[arg(long, default_value_t = load_lab::config::DEFAULT_MAX_USERS)]
     max_users: u64,
@@ -49,21 +33,10 @@ struct Cli {
     cors_origins: Vec<String>,
 }
 
-fn none(s: String) -> Option<String> {
-    (s != "none").then_some(s)
-}
-
 impl Cli {
     fn into_config(self) -> Config {
-        let target = likes_load::Config {
-            edge: self.edge,
-            hub: none(self.hub),
-            redis: self.redis,
-            database_url: none(self.database_url),
-            sync_metrics: none(self.sync_metrics),
-            token_secret: self.token_secret,
-            ..likes_load::Config::default()
-        };
+        let mut target = likes_load::Config::default();
+        self.target.apply(&mut target);
         let mut config = Config::new(target);
         config.enabled = self.enable_lab;
         config.max_users = self.max_users;
