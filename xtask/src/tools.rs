@@ -168,8 +168,8 @@ pub fn build_components(with_test: bool) -> anyhow::Result<()> {
 /// Builds every native binary, example and test in release mode, in one cargo invocation.
 ///
 /// Cargo resolves dependency features per invocation, from the packages and targets it builds,
-/// so `-p edge-host` alone, the four services, and `cargo test` each got their own features and
-/// their own copy of wasmtime (three in a CI run). One invocation of the whole workspace, with
+/// so building `-p edge-host` alone, the four services, or the tests would each pick other
+/// features and compile another copy of wasmtime. One invocation of the whole workspace, with
 /// the tests' dev-dependencies, is the build that `cargo test --release`, `up` and every bench use.
 pub fn build_native() -> anyhow::Result<()> {
     run(cargo().args(["build", "--release", "--all-targets"]))
