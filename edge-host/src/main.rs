@@ -58,7 +58,7 @@ struct Cli {
 impl Cli {
     fn into_config(self) -> anyhow::Result<Config> {
         let mut config = Config::new(self.manifest);
-        config.variables = variables::overrides_from_env(std::env::vars());
+        config.variables = variables::overrides_from_env(std::env::vars_os());
         for pair in &self.variables {
             let (name, value) = pair
                 .split_once('=')

@@ -13,14 +13,15 @@ pub fn full(bytes: impl Into<Bytes>) -> HyperOutgoingBody {
         .boxed_unsync()
 }
 
-/// A response with `content-type: application/problem+json`.
+/// A response with `content-type: application/problem+json`, never cached (as the components'
+/// own problems: `edge_kit`).
 pub fn response(problem: &Problem) -> hyper::Response<HyperOutgoingBody> {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = hyper::Response::new(full(problem.to_json()));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -114,11 +114,15 @@ impl RouteMatch<'_> {
         ]
     }
 
-    /// The `spin-path-match-<name>` header of each `:name` capture.
+    /// The `spin-path-match-<name>` header of each `:name` capture, named as Spin names it
+    /// (lower case, `_` as `-`: `:user_id` is `spin-path-match-user-id`).
     fn param_headers(&self) -> impl Iterator<Item = (String, &str)> {
         self.params.iter().map(|(name, value)| {
             (
-                format!("spin-path-match-{}", name.to_ascii_lowercase()),
+                format!(
+                    "spin-path-match-{}",
+                    name.to_ascii_lowercase().replace('_', "-")
+                ),
                 value.as_str(),
             )
         })
@@ -188,8 +192,9 @@ impl Router {
     /// The path is split once and only the winning route builds its captures, since this
     /// runs on every request.
     pub fn route(&self, path: &str) -> Option<RouteMatch<'_>> {
-        let trimmed = path.strip_prefix('/').unwrap_or(path);
-        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        // As Spin's router (routefinder) does: every leading and trailing `/` goes, while an
+        // inner `//` is an empty segment that a `:name` may capture.
+        let trimmed = path.trim_start_matches('/').trim_end_matches('/');
         let parts: Vec<&str> = if trimmed.is_empty() {
             Vec::new()
         } else {
@@ -267,7 +272,8 @@ fn parse_route(component: &str, raw: &str) -> Result<Route, RouteError> {
     })
 }
 
-/// True when `route` matches a path split into `parts` (no empty parts, no slashes).
+/// True when `route` matches a path split into `parts` (no slashes; an empty part is an inner
+/// `//`, which only a `:name` capture or a wildcard tail takes, as in Spin).
 fn matches(route: &Route, parts: &[&str]) -> bool {
     if parts.len() < route.segments.len()
         || (!route.wildcard && parts.len() != route.segments.len())
@@ -280,7 +286,7 @@ fn matches(route: &Route, parts: &[&str]) -> bool {
         .zip(parts)
         .all(|(segment, part)| match segment {
             Segment::Exact(text) => text == part,
-            Segment::Param(_) => !part.is_empty(),
+            Segment::Param(_) => true,
         })
 }
 
@@ -297,10 +303,10 @@ fn captures<'a>(route: &'a Route, path: &str, parts: &[&str]) -> RouteMatch<'a> 
         })
         .collect();
     let path_info = if route.wildcard {
-        let trailing_slash = path.len() > 1 && path.ends_with('/');
+        // Spin's `trailing_wildcard`: the rest of the trimmed path, with a `/` after it when
+        // the request's path ended in one.
         let rest = parts[route.segments.len()..].join("/");
-        let ends_with_slash = trailing_slash || (path == "/" && rest.is_empty());
-        match (rest.is_empty(), ends_with_slash) {
+        match (rest.is_empty(), path.ends_with('/')) {
             (true, false) => String::new(),
             (true, true) => "/".to_owned(),
             (false, false) => format!("/{rest}"),
@@ -420,14 +426,42 @@ mod tests {
         let m = r.route("/api/posts/p_42/like").expect("match");
         assert_eq!(m.component, "likes");
         assert_eq!(m.params, vec![("id", "p_42".to_owned())]);
-        assert_eq!(
-            component(&r, "/api/posts//like"),
-            None,
-            "empty segments do not bind"
-        );
+        let m = r
+            .route("/api/posts//like")
+            .expect("Spin binds an empty segment");
+        assert_eq!(m.params, vec![("id", String::new())]);
         let m = r.route("/1/2/3").expect("match");
         assert_eq!(m.params, vec![("two", "2".to_owned())]);
         assert_eq!(m.path_info, "/3");
+    }
+
+    /// What Spin 4.0.2's router gives for the same paths (routefinder trims every leading and
+    /// trailing slash).
+    #[test]
+    fn repeated_slashes_route_as_in_spin() {
+        let r = router(&[
+            ("posts", "/api/posts"),
+            ("feed", "/api/posts/:id"),
+            ("likes", "/api/posts/:id/like"),
+            ("static", "/..."),
+        ]);
+        assert_eq!(component(&r, "/api/posts//"), Some("posts"));
+        assert_eq!(component(&r, "/api/posts/x//"), Some("feed"));
+        assert_eq!(component(&r, "//api/posts"), Some("posts"));
+        let m = r.route("//api//posts").expect("the wildcard");
+        assert_eq!(
+            (m.component, m.path_info.as_str()),
+            ("static", "/api//posts")
+        );
+        assert_eq!(
+            r.route("///x///").map(|m| m.path_info),
+            Some("/x/".to_owned())
+        );
+        let r = router(&[("test", "/test/...")]);
+        assert_eq!(
+            r.route("/test/hello//").map(|m| m.path_info),
+            Some("/hello/".to_owned())
+        );
     }
 
     #[test]
@@ -488,7 +522,14 @@ mod tests {
         assert_eq!(get("spin-component-route"), Some("/foo"));
         assert_eq!(get("spin-client-addr"), Some("127.0.0.1:8777"));
 
-        let r = router(&[("dummy", "/foo/:userid/...")]);
+        let r = router(&[("dummy", "/foo/:userid/..."), ("under", "/u/:user_id")]);
+        let m = r.route("/u/7").expect("match");
+        let headers = spin_headers(&m, "http://h/u/7", "127.0.0.1:1");
+        assert_eq!(
+            headers.get("spin-path-match-user-id").map(|v| v.as_bytes()),
+            Some(&b"7"[..]),
+            "Spin writes `_` in a capture's name as `-`"
+        );
         let m = r.route("/foo/42/bar").expect("match");
         let headers = spin_headers(&m, "http://h/foo/42/bar", "127.0.0.1:1");
         let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());

@@ -198,18 +198,20 @@ impl Server {
         }
     }
 
-    /// `/.well-known/spin/health` and `/.well-known/spin/info`, as Spin answers them.
+    /// `/.well-known/spin/health` and `/.well-known/spin/info`, byte for byte as Spin 4
+    /// answers them (its `trigger-http` `well_known`): a bare `OK`, and the app's name and
+    /// version (when it has one) as pretty-printed JSON.
     fn well_known(&self, name: &str) -> Response {
         match name {
-            "health" => problem::plain(StatusCode::OK, "text/plain", "OK"),
+            "health" => hyper::Response::new(problem::full("OK")),
             "info" => {
-                let info = serde_json::json!({
-                    "name": self.app_name,
-                    "version": self.app_version,
-                    "host": "edge-host",
-                    "host_version": env!("CARGO_PKG_VERSION"),
-                });
-                problem::plain(StatusCode::OK, "application/json", info.to_string())
+                let mut info = serde_json::Map::new();
+                info.insert("name".into(), self.app_name.clone().into());
+                if let Some(version) = &self.app_version {
+                    info.insert("version".into(), version.clone().into());
+                }
+                let body = serde_json::to_string_pretty(&info).unwrap_or_default();
+                problem::plain(StatusCode::OK, "application/json", body)
             }
             _ => problem::not_found(&format!("{WELL_KNOWN_PREFIX}{name}")),
         }

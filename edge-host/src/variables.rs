@@ -84,16 +84,20 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Collects overrides from `SPIN_VARIABLE_<NAME>` pairs (e.g. `std::env::vars()`), keyed by the
-/// lowercase variable name as Spin does.
+/// Collects overrides from `SPIN_VARIABLE_<NAME>` pairs (e.g. `std::env::vars_os()`), keyed by
+/// the lowercase variable name. Spin's environment provider looks up exactly
+/// `SPIN_VARIABLE_<NAME in upper case>`, so a mixed-case suffix names no variable, and an entry
+/// that is not Unicode is skipped rather than fatal.
 pub fn overrides_from_env(
-    vars: impl IntoIterator<Item = (String, String)>,
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
 ) -> HashMap<String, String> {
     vars.into_iter()
         .filter_map(|(key, value)| {
-            key.strip_prefix(ENV_PREFIX)
-                .filter(|name| !name.is_empty())
-                .map(|name| (name.to_ascii_lowercase(), value))
+            let (key, value) = (key.into_string().ok()?, value.into_string().ok()?);
+            let name = key.strip_prefix(ENV_PREFIX)?;
+            let upper = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_';
+            (!name.is_empty() && name.chars().all(upper))
+                .then(|| (name.to_ascii_lowercase(), value))
         })
         .collect()
 }
@@ -225,14 +229,19 @@ mod tests {
 
     #[test]
     fn env_overrides_are_lowercased_like_spin() {
+        use std::os::unix::ffi::OsStringExt;
         let env = [
-            (
-                "SPIN_VARIABLE_SESSION_SECRET".to_owned(),
-                "from-env".to_owned(),
-            ),
-            ("SPIN_VARIABLE_".to_owned(), "empty name".to_owned()),
-            ("PATH".to_owned(), "/bin".to_owned()),
-        ];
+            ("SPIN_VARIABLE_SESSION_SECRET", "from-env"),
+            ("SPIN_VARIABLE_", "empty name"),
+            ("SPIN_VARIABLE_Redis_Host", "not a name Spin looks up"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.into(), v.into()))
+        .into_iter()
+        .chain([(
+            "SPIN_VARIABLE_NOT_UNICODE".into(),
+            std::ffi::OsString::from_vec(vec![0xff, 0xfe]),
+        )]);
         let overrides = overrides_from_env(env);
         assert_eq!(overrides.len(), 1);
         assert_eq!(overrides["session_secret"], "from-env");

@@ -38,6 +38,16 @@ pub struct Args {
     /// 0 uses one worker per core.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// What each request is: `likes` (state-changing like/unlike) or `feed` (a signed-in
+    /// reader's first page of `sort=top`, 20 posts with their counts and `liked_by_me`).
+    #[arg(long, value_enum, default_value_t = Workload::Likes)]
+    workload: Workload,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Workload {
+    Likes,
+    Feed,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -55,18 +65,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut conn = Connection::open(&args.addr).await?;
         let auth = format!("Bearer {token}");
         // The worker's whole cycle, encoded once: like p1..pN, then unlike p1..pN.
-        let cycle: Vec<Vec<u8>> = (0..2 * args.posts)
-            .map(|i| {
-                let (post, like) = workload::step(i, args.posts);
-                let method = if like { "PUT" } else { "DELETE" };
-                http1::request(
-                    method,
-                    &format!("/api/posts/p_{post}/like"),
-                    &args.addr,
-                    &auth,
-                )
-            })
-            .collect();
+        let cycle: Vec<Vec<u8>> = match args.workload {
+            Workload::Likes => (0..2 * args.posts)
+                .map(|i| {
+                    let (post, like) = workload::step(i, args.posts);
+                    let method = if like { "PUT" } else { "DELETE" };
+                    http1::request(
+                        method,
+                        &format!("/api/posts/p_{post}/like"),
+                        &args.addr,
+                        &auth,
+                    )
+                })
+                .collect(),
+            Workload::Feed => vec![http1::request(
+                "GET",
+                "/api/feed?sort=top&limit=20",
+                &args.addr,
+                &auth,
+            )],
+        };
         let (stop, errors) = (stop.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut hist = workload::histogram();

@@ -16,6 +16,11 @@ pub const FEED_PAGE_DEFAULT: u32 = 20;
 pub const FEED_PAGE_MAX: u32 = 50;
 /// Longest caption, in characters after trimming.
 pub const MAX_CAPTION_CHARS: usize = 280;
+
+/// Largest JSON request body (`POST /api/session`), in bytes: a name of 32 characters needs
+/// far less, and the limit holds on every runtime, whatever body limit the host has (Spin has
+/// none of its own).
+pub const MAX_JSON_BODY_BYTES: usize = 16 * 1024;
 /// How many recent likers' names a post carries.
 pub const RECENT_LIKERS_SHOWN: u32 = 3;
 

@@ -3,6 +3,7 @@
 
 pub mod edge;
 pub mod socketio;
+pub mod spin;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -179,3 +179,78 @@ pub fn build_native() -> anyhow::Result<()> {
 pub fn release_bin(name: &str) -> PathBuf {
     root().join("target/release").join(name)
 }
+
+/// The real Spin the project is tested against, as `../shared/tools` holds it: the xz archive and
+/// the SHA-256 of the unpacked binary (from that folder's README).
+const SHARED_SPIN: &str = "../shared/tools/spin-4.0.2-x86_64-linux.xz";
+const SHARED_SPIN_SHA256: &str = "e76bc4f299687877e72df5f1cfce70b8c99001d87d4e9945c11a5366c9110712";
+
+/// The `spin` binary: `SPIN=/path`, else `spin` on PATH, else the copy in `../shared/tools`,
+/// unpacked once into `target/tools/spin` and checked against its SHA-256. `None` when there is
+/// none of these (the caller decides whether that is a skip or a failure).
+pub fn find_spin() -> anyhow::Result<Option<PathBuf>> {
+    if let Some(path) = std::env::var_os("SPIN").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("SPIN={} is not a file", path.display());
+        }
+        return Ok(Some(path));
+    }
+    if let Some(dir) = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).find(|d| d.join("spin").is_file()))
+    {
+        return Ok(Some(dir.join("spin")));
+    }
+    let archive = root().join(SHARED_SPIN);
+    let unpacked = root().join("target/tools/spin");
+    if unpacked.is_file() && sha256_file(&unpacked)? == SHARED_SPIN_SHA256 {
+        return Ok(Some(unpacked));
+    }
+    if !archive.is_file() {
+        return Ok(None);
+    }
+    if !on_path("xz") {
+        apt_install("xz", &["xz-utils"])?;
+    }
+    std::fs::create_dir_all(root().join("target/tools"))?;
+    let partial = unpacked.with_extension("partial");
+    let out = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let status = Command::new("xz")
+        .arg("-dc")
+        .arg(&archive)
+        .stdout(out)
+        .status()
+        .context("running xz")?;
+    if !status.success() {
+        bail!("unpacking {} failed ({status})", archive.display());
+    }
+    let sum = sha256_file(&partial)?;
+    if sum != SHARED_SPIN_SHA256 {
+        bail!(
+            "{} unpacks to a binary with SHA-256 {sum}, not {SHARED_SPIN_SHA256}",
+            archive.display()
+        );
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&partial, &unpacked)?;
+    eprintln!("unpacked the real Spin into {}", unpacked.display());
+    Ok(Some(unpacked))
+}
+
+/// [`find_spin`], failing with the one line that says how to get Spin.
+pub fn require_spin() -> anyhow::Result<PathBuf> {
+    find_spin()?.context(
+        "Spin not found: put `spin` (Spin 4) on PATH, set SPIN=/path/to/spin, or keep ../shared/tools beside the checkout",
+    )
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}

@@ -11,6 +11,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,7 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use testkit::{TestPostgres, TestRedis, free_port, workspace_root};
 
-/// A server process, killed when dropped.
+/// A server process (with its whole process group when it is `spin up`, whose `spin trigger
+/// http` child does the serving), killed when dropped.
 struct Server {
     name: &'static str,
     child: Option<Child>,
@@ -26,6 +28,8 @@ struct Server {
 
 impl Server {
     fn start(name: &'static str, mut cmd: Command, log: &Path, port: u16) -> anyhow::Result<Self> {
+        // Its own process group, so that a kill takes a server's children with it.
+        cmd.process_group(0);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -61,6 +65,13 @@ impl Server {
 
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // Every server here leads its own process group (see `Stack::spawn_group`).
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -113,8 +124,16 @@ fn wait_until_closed(port: u16) {
     }
 }
 
+/// Which runtime serves the edge: our host, or the real Spin at this path.
+#[derive(Clone)]
+enum Edge {
+    Host,
+    Spin(PathBuf),
+}
+
 struct Stack {
     root: PathBuf,
+    runtime: Edge,
     out: PathBuf,
     redis: TestRedis,
     hub_port: u16,
@@ -131,11 +150,11 @@ struct Stack {
 
 impl Stack {
     /// Starts everything, on fresh ports again if a port was taken meanwhile.
-    fn start(root: &Path, out: &Path) -> anyhow::Result<Self> {
+    fn start(root: &Path, out: &Path, runtime: &Edge) -> anyhow::Result<Self> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::try_start(root, out) {
+            match Self::try_start(root, out, runtime) {
                 Ok(stack) => return Ok(stack),
                 Err(e) if attempt < 4 => eprintln!("e2e harness: retrying start-up: {e:#}"),
                 Err(e) => return Err(e),
@@ -143,11 +162,12 @@ impl Stack {
         }
     }
 
-    fn try_start(root: &Path, out: &Path) -> anyhow::Result<Self> {
+    fn try_start(root: &Path, out: &Path, runtime: &Edge) -> anyhow::Result<Self> {
         let redis = TestRedis::start();
         let (hub_port, edge_port) = (free_port(), free_port());
         let mut stack = Self {
             root: root.to_owned(),
+            runtime: runtime.clone(),
             out: out.to_owned(),
             hub: Server {
                 name: "realtime-hub",
@@ -194,24 +214,37 @@ impl Stack {
     }
 
     fn start_edge(&mut self) -> anyhow::Result<()> {
-        let mut cmd = Command::new(self.root.join("target/release/edge-host"));
-        cmd.current_dir(&self.root)
-            .arg("--manifest")
-            .arg(self.root.join("spin.toml"))
-            .args(["--listen", &format!("127.0.0.1:{}", self.edge_port)])
-            .args(["--variable", "session_secret=e2e-only-secret"])
-            .args([
-                "--variable",
-                &format!("redis_host=127.0.0.1:{}", self.redis.port()),
-            ])
-            .args([
-                "--variable",
-                &format!("realtime_url=http://127.0.0.1:{}", self.hub_port),
-            ]);
+        let listen = format!("127.0.0.1:{}", self.edge_port);
+        let mut variables = vec![
+            ("session_secret", "e2e-only-secret".to_owned()),
+            ("redis_host", format!("127.0.0.1:{}", self.redis.port())),
+            (
+                "realtime_url",
+                format!("http://127.0.0.1:{}", self.hub_port),
+            ),
+        ];
         if let Some(lab) = self.lab_port {
-            cmd.args(["--variable", &format!("lab_url=http://127.0.0.1:{lab}")]);
+            variables.push(("lab_url", format!("http://127.0.0.1:{lab}")));
         }
-        self.edge = Server::start("edge-host", cmd, &self.out.join("edge.log"), self.edge_port)?;
+        let manifest = self.root.join("spin.toml");
+        let (name, mut cmd) = match &self.runtime {
+            Edge::Host => {
+                let mut cmd = Command::new(self.root.join("target/release/edge-host"));
+                cmd.arg("--manifest").arg(&manifest);
+                ("edge-host", cmd)
+            }
+            Edge::Spin(spin) => {
+                let mut cmd = Command::new(spin);
+                cmd.arg("up").arg("--from").arg(&manifest);
+                cmd.arg("--state-dir").arg(self.out.join("spin-state"));
+                ("spin", cmd)
+            }
+        };
+        cmd.current_dir(&self.root).args(["--listen", &listen]);
+        for (variable, value) in &variables {
+            cmd.env(format!("SPIN_VARIABLE_{}", variable.to_uppercase()), value);
+        }
+        self.edge = Server::start(name, cmd, &self.out.join("edge.log"), self.edge_port)?;
         wait_for_health(self.edge_port)?;
         self.edge.ensure_running()
     }
@@ -298,8 +331,29 @@ fn assert_not_blank(path: &Path) -> anyhow::Result<()> {
     )
 }
 
+/// The app on our edge host.
 #[test]
 fn the_app_works_on_a_phone_in_headless_chromium() -> anyhow::Result<()> {
+    run_app(Edge::Host, "host")
+}
+
+/// The same browser script with the real Spin serving the edge.
+#[test]
+fn the_app_works_on_a_phone_with_the_real_spin() -> anyhow::Result<()> {
+    match testkit::spin::binary_or_skip() {
+        Some(spin) => run_app(Edge::Spin(spin), "spin"),
+        None => Ok(()),
+    }
+}
+
+/// Runs the browser script against a fresh stack whose edge is `runtime`, with screenshots and
+/// logs in `target/e2e/<name>/`. One run at a time: two Chromiums on two cores would turn the
+/// script's waits into timing tests.
+fn run_app(runtime: Edge, name: &str) -> anyhow::Result<()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let root = workspace_root();
     for (path, how) in [
         ("yew-app/dist/index.html", "cargo xtask build-app"),
@@ -334,7 +388,7 @@ fn the_app_works_on_a_phone_in_headless_chromium() -> anyhow::Result<()> {
             "{path} is missing: run `{how}` (or `cargo xtask test`, which does all of it)"
         );
     }
-    let out = root.join("target/e2e");
+    let out = root.join("target/e2e").join(name);
     std::fs::create_dir_all(&out).context("creating target/e2e")?;
     for shot in [
         "feed.png",
@@ -347,7 +401,7 @@ fn the_app_works_on_a_phone_in_headless_chromium() -> anyhow::Result<()> {
         let _ = std::fs::remove_file(out.join(shot));
     }
 
-    let mut stack = Stack::start(&root, &out)?;
+    let mut stack = Stack::start(&root, &out, &runtime)?;
     let mut node = Command::new("node")
         .arg(root.join("yew-app/e2e/app.e2e.mjs"))
         .current_dir(root.join("yew-app"))

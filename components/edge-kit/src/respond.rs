@@ -1,5 +1,6 @@
 //! Building responses and parsing request bodies.
 
+use likes_core::api::MAX_JSON_BODY_BYTES;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use spin_sdk::http::{Method, Request, Response};
@@ -44,15 +45,19 @@ pub fn finish(result: Result<Response, EdgeError>) -> Response {
     result.unwrap_or_else(|e| error(&e))
 }
 
-/// Parses a JSON body into `T`, refusing other content types and malformed JSON with a 400.
+/// Parses a JSON body into `T`: over [`MAX_JSON_BODY_BYTES`] is a 413, another content type a
+/// 415, malformed JSON a 400.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, EdgeError> {
+    if req.body().len() > MAX_JSON_BODY_BYTES {
+        return Err(EdgeError::PayloadTooLarge(MAX_JSON_BODY_BYTES as u64));
+    }
     let content_type = req
         .header("content-type")
         .and_then(|v| v.as_str())
         .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/json") {
-        return Err(EdgeError::BadRequest(
+        return Err(EdgeError::UnsupportedMediaType(
             "the body must be JSON (content-type: application/json)".into(),
         ));
     }

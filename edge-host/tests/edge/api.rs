@@ -12,7 +12,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::TestRedis;
 
-use crate::support::{TEST_SECRET, TestEdge, assert_problem, seed_posts, sign_in};
+use rstest::rstest;
+
+use crate::support::{Runtime, TEST_SECRET, TestEdge, assert_problem, seed_posts, sign_in};
 
 async fn like(edge: &TestEdge, token: &str, post: &str, on: bool) -> reqwest::Response {
     let url = edge.url(&format!("/api/posts/{post}/like"));
@@ -30,10 +32,15 @@ async fn like_ok(edge: &TestEdge, token: &str, post: &str, on: bool) -> LikeResp
     resp.json().await.expect("like body")
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn sessions_create_a_new_user_each_time_and_me_echoes_it() {
+async fn sessions_create_a_new_user_each_time_and_me_echoes_it(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let a = sign_in(&edge, "  ann  ").await;
     let b = sign_in(&edge, "ann").await;
     assert_ne!(a.user.id, b.user.id);
@@ -54,10 +61,15 @@ async fn sessions_create_a_new_user_each_time_and_me_echoes_it() {
     assert_eq!(claims.exp - claims.iat, session::DEFAULT_TTL_SECS);
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn bad_session_requests_get_clear_errors() {
+async fn bad_session_requests_get_clear_errors(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let c = edge.client();
     let malformed = c
         .post(edge.url("/api/session"))
@@ -81,21 +93,37 @@ async fn bad_session_requests_get_clear_errors() {
         Some("POST")
     );
     assert_problem(resp, StatusCode::METHOD_NOT_ALLOWED).await;
-    let huge = vec![b'x'; 11 * 1024 * 1024];
     let resp = c
         .post(edge.url("/api/session"))
-        .header("content-type", "application/json")
-        .body(huge)
+        .header("content-type", "text/plain")
+        .body(r#"{"name":"ann"}"#)
         .send()
         .await
         .expect("send");
-    assert_problem(resp, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_problem(resp, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    // Over the component's JSON limit, and over the host's body limit: 413 either way, on
+    // every runtime (Spin has no body limit of its own).
+    for size in [likes_core::api::MAX_JSON_BODY_BYTES + 1, 11 * 1024 * 1024] {
+        let resp = c
+            .post(edge.url("/api/session"))
+            .header("content-type", "application/json")
+            .body(vec![b' '; size])
+            .send()
+            .await
+            .expect("send");
+        assert_problem(resp, StatusCode::PAYLOAD_TOO_LARGE).await;
+    }
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn missing_forged_and_expired_tokens_are_401() {
+async fn missing_forged_and_expired_tokens_are_401(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let user = UserId::new(1).expect("nonzero");
     let forged = session::issue(b"not-the-secret", user, "eve", now(), 3600);
     let expired = session::issue(TEST_SECRET.as_bytes(), user, "eve", now() - 7200, 3600);
@@ -137,10 +165,15 @@ async fn missing_forged_and_expired_tokens_are_401() {
     assert_eq!(count, None, "no refused request wrote anything");
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn likes_are_idempotent_and_unlike_undoes_them() {
+async fn likes_are_idempotent_and_unlike_undoes_them(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     seed_posts(&edge, &ann.token, 1).await;
     assert_eq!(
@@ -189,10 +222,15 @@ async fn likes_are_idempotent_and_unlike_undoes_them() {
     assert_problem(resp, StatusCode::METHOD_NOT_ALLOWED).await;
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn a_thousand_concurrent_likes_by_one_user_count_once() {
+async fn a_thousand_concurrent_likes_by_one_user_count_once(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     seed_posts(&edge, &ann.token, 7).await;
     let results: Vec<LikeResponse> = futures::stream::iter(0..1000)
@@ -212,10 +250,15 @@ async fn a_thousand_concurrent_likes_by_one_user_count_once() {
     );
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn a_thousand_distinct_users_concurrently_count_a_thousand() {
+async fn a_thousand_distinct_users_concurrently_count_a_thousand(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let edge_ref = &edge;
     let author = sign_in(&edge, "author").await;
     seed_posts(&edge, &author.token, 3).await;
@@ -246,10 +289,15 @@ async fn a_thousand_distinct_users_concurrently_count_a_thousand() {
     assert_eq!(count, 1000);
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn stream_entries_and_messages_match_state_changes_exactly() {
+async fn stream_entries_and_messages_match_state_changes_exactly(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     let bob = sign_in(&edge, "bob").await;
     seed_posts(&edge, &ann.token, 5).await;
@@ -328,10 +376,15 @@ async fn stream_entries_and_messages_match_state_changes_exactly() {
     }
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn likers_pages_list_every_liker_exactly_once() {
+async fn likers_pages_list_every_liker_exactly_once(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let author = sign_in(&edge, "author").await;
     seed_posts(&edge, &author.token, 9).await;
     let mut users = Vec::new();
@@ -392,10 +445,15 @@ async fn likers_pages_list_every_liker_exactly_once() {
     }
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn scripts_survive_a_flushed_script_cache() {
+async fn scripts_survive_a_flushed_script_cache(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     seed_posts(&edge, &ann.token, 2).await;
     assert_eq!(like_ok(&edge, &ann.token, "p_2", true).await.likes, 1);
@@ -412,10 +470,15 @@ async fn scripts_survive_a_flushed_script_cache() {
     );
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn health_follows_redis_and_config_serves_the_realtime_url() {
+async fn health_follows_redis_and_config_serves_the_realtime_url(#[case] rt: Runtime) {
     let mut redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let c = edge.client();
     assert_eq!(edge.get("/api/health").await.status(), StatusCode::OK);
     let config: Value = c
@@ -465,10 +528,15 @@ fn now() -> u64 {
 
 /// The likes component writes its responses itself (`edge_kit::wire`): each carries its exact
 /// length, so the host sends it in one piece rather than chunked.
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn like_responses_carry_their_exact_length() {
+async fn like_responses_carry_their_exact_length(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let author = sign_in(&edge, "author").await;
     seed_posts(&edge, &author.token, 1).await;
     for (token, status) in [

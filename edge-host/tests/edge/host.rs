@@ -1,4 +1,7 @@
 //! The host's own guarantees, checked against the `fault` test component (`fixtures/fault.toml`).
+//! What Spin promises too (routing, `spin-*` headers, variables, files, outbound Redis checks,
+//! errors below the components) runs on both runtimes; the host's own limits (wall time,
+//! memory, body size, the Redis pool, metrics) on ours alone.
 
 use std::time::{Duration, Instant};
 
@@ -6,7 +9,10 @@ use bytes::Bytes;
 use edge_host::Config;
 use serde_json::Value;
 
-use crate::support::{TestEdge, TestRedis, expect_problem, fixture, test_config};
+use rstest::rstest;
+
+use crate::differences::intended;
+use crate::support::{Runtime, TestEdge, TestRedis, expect_problem, fixture, test_config};
 
 /// Body limit used by these tests (the default is 10 MiB).
 const LIMIT: u64 = 1024 * 1024;
@@ -21,6 +27,33 @@ fn fault_config(redis: &TestRedis) -> Config {
 
 async fn fault_edge(redis: &TestRedis) -> TestEdge {
     TestEdge::start_with(fault_config(redis)).await
+}
+
+/// The fault app on `rt`: in our host with [`fault_config`]'s limits, in Spin as it is (`None`:
+/// skipped, see [`TestEdge::start_on`]).
+async fn fault_edge_on(rt: Runtime, redis: &TestRedis) -> Option<TestEdge> {
+    match rt {
+        Runtime::Host => Some(fault_edge(redis).await),
+        Runtime::Spin => {
+            TestEdge::start_on(rt, &fixture("fault.toml"), &[("redis_host", &redis.host())]).await
+        }
+    }
+}
+
+/// An error raised below the components (a trap, no answer, no route): a problem on our host,
+/// the bare status on Spin (the listed difference).
+async fn expect_error_below(rt: Runtime, response: reqwest::Response, status: u16) {
+    match rt {
+        Runtime::Host => {
+            expect_problem(response, status).await;
+        }
+        Runtime::Spin => {
+            intended("an error below the components", "body");
+            assert_eq!(response.status().as_u16(), status);
+            assert!(response.headers().get("content-type").is_none());
+            assert!(response.bytes().await.expect("body").is_empty());
+        }
+    }
 }
 
 async fn get_json(edge: &TestEdge, path: &str) -> (u16, Value) {
@@ -40,30 +73,44 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trap_is_a_500_problem_and_the_host_keeps_serving() {
+async fn a_trap_is_a_500_problem_and_the_host_keeps_serving(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = fault_edge(&redis).await;
+    let Some(edge) = fault_edge_on(rt, &redis).await else {
+        return;
+    };
 
     let response = edge.get("/fault/trap").await;
-    let problem = expect_problem(response, 500).await;
-    let detail = problem["detail"].as_str().unwrap_or_default();
-    assert!(
-        !detail.contains("panic") && !detail.contains("wasm"),
-        "detail leaks internals: {detail}"
-    );
+    if rt == Runtime::Host {
+        let problem = expect_problem(response, 500).await;
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            !detail.contains("panic") && !detail.contains("wasm"),
+            "detail leaks internals: {detail}"
+        );
+    } else {
+        expect_error_below(rt, response, 500).await;
+    }
 
     let (status, body) = get_json(&edge, "/fault/echo/after-trap").await;
     assert_eq!(status, 200);
     assert_eq!(body["method"], "GET");
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guest_that_never_responds_is_a_500_problem() {
+async fn a_guest_that_never_responds_is_a_500_problem(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = fault_edge(&redis).await;
+    let Some(edge) = fault_edge_on(rt, &redis).await else {
+        return;
+    };
     let response = edge.get("/fault/noresponse").await;
-    expect_problem(response, 500).await;
+    expect_error_below(rt, response, 500).await;
     let (status, _) = get_json(&edge, "/fault/echo/after").await;
     assert_eq!(status, 200);
 }
@@ -175,10 +222,15 @@ async fn broken_pooled_redis_connections_are_replaced() {
     assert_eq!(statuses[2..], [200; 4], "{statuses:?}");
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_disallowed_addresses_are_refused_without_connecting() {
+async fn redis_disallowed_addresses_are_refused_without_connecting(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = fault_edge(&redis).await;
+    let Some(edge) = fault_edge_on(rt, &redis).await else {
+        return;
+    };
 
     let (status, body) = get_json(
         &edge,
@@ -232,10 +284,15 @@ async fn redis_disallowed_addresses_are_refused_without_connecting() {
     );
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_component_sees_spin_headers_uri_variables_and_environment() {
+async fn the_component_sees_spin_headers_uri_variables_and_environment(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = fault_edge(&redis).await;
+    let Some(edge) = fault_edge_on(rt, &redis).await else {
+        return;
+    };
 
     let (status, body) = get_json(&edge, "/fault/echo/a/b?x=1&y=2").await;
     assert_eq!(status, 200, "{body}");
@@ -297,24 +354,36 @@ async fn the_component_sees_spin_headers_uri_variables_and_environment() {
     assert_eq!(body["spin_headers"]["spin-path-match-id"], "7");
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn variable_overrides_reach_the_component() {
+async fn variable_overrides_reach_the_component(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start(
+    let Some(edge) = TestEdge::start_on(
+        rt,
         &fixture("fault.toml"),
         &[("redis_host", &redis.host()), ("greeting", "hi there")],
     )
-    .await;
+    .await
+    else {
+        return;
+    };
     let (status, body) = get_json(&edge, "/fault/echo/").await;
     assert_eq!(status, 200);
     assert_eq!(body["greeting"], "hi there");
     assert_eq!(body["spin_headers"]["spin-path-info"], "/");
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bodies_up_to_the_limit_are_delivered_whole() {
+async fn bodies_up_to_the_limit_are_delivered_whole(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = fault_edge(&redis).await;
+    let Some(edge) = fault_edge_on(rt, &redis).await else {
+        return;
+    };
     let body = vec![b'a'; usize::try_from(LIMIT).expect("small")];
     let response = edge
         .client()
@@ -395,10 +464,15 @@ async fn an_oversized_chunked_body_is_a_413_received_by_the_still_sending_client
     );
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_routes_are_404_problems() {
+async fn unknown_routes_are_404_problems(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = fault_edge(&redis).await;
+    let Some(edge) = fault_edge_on(rt, &redis).await else {
+        return;
+    };
     for path in [
         "/nope",
         "/fault",
@@ -406,16 +480,21 @@ async fn unknown_routes_are_404_problems() {
         "/.well-known/spin/nope",
     ] {
         let response = edge.get(path).await;
-        expect_problem(response, 404).await;
+        expect_error_below(rt, response, 404).await;
     }
     let response = edge.get("/.well-known/spin/health").await;
     assert_eq!(response.status().as_u16(), 200);
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mounted_files_are_readable_and_nothing_else_is() {
+async fn mounted_files_are_readable_and_nothing_else_is(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = fault_edge(&redis).await;
+    let Some(edge) = fault_edge_on(rt, &redis).await else {
+        return;
+    };
 
     let (status, body) = get_json(&edge, "/fault/file?path=/assets/hello.txt").await;
     assert_eq!(status, 200, "{body}");

@@ -1,6 +1,8 @@
 //! Integration tests of the edge host: one binary, one module per area.
 
 mod api;
+mod conformance;
+mod differences;
 mod host;
 mod posts;
 mod static_app;

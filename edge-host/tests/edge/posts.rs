@@ -18,9 +18,10 @@ use redis::AsyncCommands;
 use reqwest::StatusCode;
 use testkit::TestRedis;
 
+use rstest::rstest;
+
 use crate::support::{
-    TEST_SECRET, TestEdge, assert_problem, new_post, seed_posts, sign_in, small_jpeg, test_config,
-    upload, workspace_root,
+    Runtime, TestEdge, assert_problem, new_post, seed_posts, sign_in, small_jpeg, upload,
 };
 
 async fn get_json<T: serde::de::DeserializeOwned>(
@@ -55,10 +56,15 @@ async fn like(edge: &TestEdge, token: &str, post: &Post) {
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn every_accepted_format_gives_both_variants_at_the_right_sizes() {
+async fn every_accepted_format_gives_both_variants_at_the_right_sizes(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     let cases = [
         (ImageFormat::Jpeg, (1600, 1200), (1080, 810), (320, 240)),
@@ -99,10 +105,15 @@ async fn every_accepted_format_gives_both_variants_at_the_right_sizes() {
     }
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn exif_orientation_6_is_applied_and_no_metadata_leaves() {
+async fn exif_orientation_6_is_applied_and_no_metadata_leaves(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     let jpeg = encode(&red_left_blue_right(400, 200), ImageFormat::Jpeg);
     let rotated = with_exif_orientation(&jpeg, 6);
@@ -133,10 +144,15 @@ async fn exif_orientation_6_is_applied_and_no_metadata_leaves() {
     }
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn bad_uploads_get_the_contract_errors_and_store_nothing() {
+async fn bad_uploads_get_the_contract_errors_and_store_nothing(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     let text = b"this is not a photo, whatever the .jpg says".to_vec();
     assert_problem(
@@ -205,10 +221,15 @@ async fn bad_uploads_get_the_contract_errors_and_store_nothing() {
     assert!(page.posts.is_empty());
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn an_11_mib_body_is_413_with_or_without_content_length() {
+async fn an_11_mib_body_is_413_with_or_without_content_length(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     let big = vec![0xA5u8; 11 * 1024 * 1024];
     assert_problem(
@@ -231,20 +252,15 @@ async fn an_11_mib_body_is_413_with_or_without_content_length() {
     assert_problem(resp, StatusCode::PAYLOAD_TOO_LARGE).await;
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn uploads_over_the_rate_limit_get_429_with_retry_after() {
+async fn uploads_over_the_rate_limit_get_429_with_retry_after(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let host = redis.host();
-    let manifest = workspace_root().join("spin.toml");
-    let config = test_config(
-        &manifest,
-        &[
-            ("redis_host", host.as_str()),
-            ("session_secret", TEST_SECRET),
-            ("uploads_per_minute", "2"),
-        ],
-    );
-    let edge = TestEdge::start_with(config).await;
+    let Some(edge) = TestEdge::app_with(rt, &redis, &[("uploads_per_minute", "2")]).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     let bob = sign_in(&edge, "bob").await;
     for seed in 0..2 {
@@ -263,10 +279,15 @@ async fn uploads_over_the_rate_limit_get_429_with_retry_after() {
     new_post(&edge, &bob.token, 4).await;
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn new_feed_pages_never_skip_or_repeat_while_posts_and_likes_arrive() {
+async fn new_feed_pages_never_skip_or_repeat_while_posts_and_likes_arrive(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     let bob = sign_in(&edge, "bob").await;
     let before = seed_posts(&edge, &ann.token, 23).await;
@@ -307,10 +328,15 @@ async fn new_feed_pages_never_skip_or_repeat_while_posts_and_likes_arrive() {
     assert!(fresh.posts[0].id > before[before.len() - 1].id);
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn top_feed_orders_by_likes_and_its_pages_cover_every_post() {
+async fn top_feed_orders_by_likes_and_its_pages_cover_every_post(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let author = sign_in(&edge, "author").await;
     let posts = seed_posts(&edge, &author.token, 7).await;
     let mut users = Vec::new();
@@ -357,10 +383,15 @@ async fn top_feed_orders_by_likes_and_its_pages_cover_every_post() {
     }
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn posts_carry_live_counts_liked_by_me_and_recent_likers() {
+async fn posts_carry_live_counts_liked_by_me_and_recent_likers(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     let post = new_post(&edge, &ann.token, 0).await;
     let mut fans = Vec::new();
@@ -400,10 +431,15 @@ async fn posts_carry_live_counts_liked_by_me_and_recent_likers() {
     }
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn images_are_immutable_revalidate_with_304_and_refuse_traversal() {
+async fn images_are_immutable_revalidate_with_304_and_refuse_traversal(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     let resp = upload(
         &edge,
@@ -465,10 +501,15 @@ async fn images_are_immutable_revalidate_with_304_and_refuse_traversal() {
     assert_problem(edge.get(&bad_size).await, StatusCode::BAD_REQUEST).await;
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn a_post_is_one_stream_entry_and_one_post_event() {
+async fn a_post_is_one_stream_entry_and_one_post_event(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let ann = sign_in(&edge, "ann").await;
     let client = redis::Client::open(redis.url()).expect("url");
     let mut pubsub = client.get_async_pubsub().await.expect("pubsub");

@@ -1,13 +1,16 @@
-//! The static app component in the real host: MIME types, cache policy, SPA fallback, and
+//! The static app component, on both runtimes: MIME types, cache policy, SPA fallback, and
 //! path traversal (sent as raw bytes, because HTTP clients normalise `..` before sending).
 
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{TestEdge, TestRedis, fixture};
+use rstest::rstest;
 
-async fn site() -> TestEdge {
-    TestEdge::start(&fixture("static.toml"), &[]).await
+use crate::support::{Runtime, TestEdge, TestRedis, fixture};
+
+/// `fixtures/static.toml` on `rt` (`None`: skipped, see [`TestEdge::start_on`]).
+async fn site(rt: Runtime) -> Option<TestEdge> {
+    TestEdge::start_on(rt, &fixture("static.toml"), &[]).await
 }
 
 /// Sends `GET <raw_path>` exactly as written and returns (status, body).
@@ -29,9 +32,14 @@ async fn raw_get(edge: &TestEdge, raw_path: &str) -> (u16, String) {
     (status, text)
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn files_are_served_with_their_type_and_cache_policy() {
-    let edge = site().await;
+async fn files_are_served_with_their_type_and_cache_policy(#[case] rt: Runtime) {
+    let Some(edge) = site(rt).await else {
+        return;
+    };
     let cases = [
         ("/", "text/html; charset=utf-8", "no-cache", "shell"),
         (
@@ -71,9 +79,14 @@ async fn files_are_served_with_their_type_and_cache_policy() {
     }
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn app_routes_get_the_shell_and_missing_assets_are_404() {
-    let edge = site().await;
+async fn app_routes_get_the_shell_and_missing_assets_are_404(#[case] rt: Runtime) {
+    let Some(edge) = site(rt).await else {
+        return;
+    };
     for route in ["/p/42", "/upload", "/feed/top"] {
         let resp = edge.get(route).await;
         assert_eq!(resp.status(), StatusCode::OK, "{route}");
@@ -96,9 +109,14 @@ async fn app_routes_get_the_shell_and_missing_assets_are_404() {
     crate::support::expect_problem(resp, 405).await;
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn traversal_never_leaves_the_mount() {
-    let edge = site().await;
+async fn traversal_never_leaves_the_mount(#[case] rt: Runtime) {
+    let Some(edge) = site(rt).await else {
+        return;
+    };
     for attempt in [
         "/../secret.txt",
         "/assets/../../secret.txt",
@@ -121,10 +139,15 @@ async fn traversal_never_leaves_the_mount() {
     }
 }
 
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
 #[tokio::test]
-async fn the_real_manifest_serves_the_app_beside_the_api() {
+async fn the_real_manifest_serves_the_app_beside_the_api(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let edge = TestEdge::start_app(&redis).await;
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
     let home = edge.get("/").await;
     assert_eq!(home.status(), StatusCode::OK);
     assert!(home.text().await.expect("text").contains("<html"));

@@ -1,5 +1,5 @@
-//! Shared helpers for the edge integration tests: a throwaway Redis, an in-process edge host,
-//! and paths into the workspace.
+//! Shared helpers for the edge integration tests: a throwaway Redis, the components served by
+//! our host in-process or by the real Spin, and paths into the workspace.
 
 #![allow(dead_code, reason = "helpers are shared by several test modules")]
 
@@ -57,30 +57,109 @@ pub fn test_config(manifest: &Path, overrides: &[(&str, &str)]) -> Config {
     config
 }
 
-/// An edge host running in-process on `127.0.0.1:<free port>`, shut down on drop.
+/// The runtime that serves the components in a test: the conformance tests run one body on
+/// each (`#[case::host(Runtime::Host)] #[case::spin(Runtime::Spin)]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// Our edge host, in-process.
+    Host,
+    /// The real `spin up`, as a child process (see `testkit::spin`).
+    Spin,
+}
+
+/// The components of a manifest served on `127.0.0.1:<free port>`, by our host in-process or
+/// by the real Spin, stopped on drop.
 pub struct TestEdge {
     addr: SocketAddr,
-    admin: Option<SocketAddr>,
     client: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    server: Server,
+}
+
+enum Server {
+    Host {
+        admin: Option<SocketAddr>,
+        shutdown: Option<oneshot::Sender<()>>,
+        task: Option<JoinHandle<anyhow::Result<()>>>,
+    },
+    Spin(#[allow(dead_code, reason = "held to keep spin running")] testkit::spin::SpinProcess),
 }
 
 impl TestEdge {
-    /// Runs `manifest` with variable `overrides` and test defaults.
+    /// Runs `manifest` with variable `overrides` and test defaults in our host.
     pub async fn start(manifest: &Path, overrides: &[(&str, &str)]) -> Self {
         Self::start_with(test_config(manifest, overrides)).await
     }
 
-    /// Runs the real `/work/main/spin.toml` against `redis`, with `session_secret` = [`TEST_SECRET`].
-    pub async fn start_app(redis: &TestRedis) -> Self {
+    /// Runs `manifest` with variable `overrides` on `runtime`; `None` when the runtime is Spin
+    /// and no `spin` binary is found outside CI (the test is then skipped, see
+    /// `testkit::spin::binary_or_skip`).
+    pub async fn start_on(
+        runtime: Runtime,
+        manifest: &Path,
+        overrides: &[(&str, &str)],
+    ) -> Option<Self> {
+        match runtime {
+            Runtime::Host => Some(Self::start(manifest, overrides).await),
+            Runtime::Spin => {
+                assert_components_built(manifest);
+                let spin = testkit::spin::binary_or_skip()?;
+                let (manifest, overrides): (PathBuf, Vec<(String, String)>) = (
+                    manifest.to_owned(),
+                    overrides
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                );
+                let process = tokio::task::spawn_blocking(move || {
+                    let vars: Vec<(&str, &str)> = overrides
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    testkit::spin::SpinProcess::start(&spin, &manifest, &vars)
+                })
+                .await
+                .expect("spin start-up");
+                let addr = process
+                    .base
+                    .trim_start_matches("http://")
+                    .parse()
+                    .expect("spin address");
+                Some(Self {
+                    addr,
+                    client: http_client(),
+                    server: Server::Spin(process),
+                })
+            }
+        }
+    }
+
+    /// Runs the real `spin.toml` against `redis` on `runtime`, with `session_secret` =
+    /// [`TEST_SECRET`] (`None`: skipped, as [`TestEdge::start_on`]).
+    pub async fn app_on(runtime: Runtime, redis: &TestRedis) -> Option<Self> {
+        Self::app_with(runtime, redis, &[]).await
+    }
+
+    /// [`TestEdge::app_on`] with extra variable overrides.
+    pub async fn app_with(
+        runtime: Runtime,
+        redis: &TestRedis,
+        extra: &[(&str, &str)],
+    ) -> Option<Self> {
         let host = redis.host();
         let manifest = workspace_root().join("spin.toml");
-        Self::start(
-            &manifest,
-            &[("redis_host", &host), ("session_secret", TEST_SECRET)],
-        )
-        .await
+        let mut overrides = vec![
+            ("redis_host", host.as_str()),
+            ("session_secret", TEST_SECRET),
+        ];
+        overrides.extend_from_slice(extra);
+        Self::start_on(runtime, &manifest, &overrides).await
+    }
+
+    /// Runs the real `spin.toml` against `redis` in our host, with `session_secret` = [`TEST_SECRET`].
+    pub async fn start_app(redis: &TestRedis) -> Self {
+        Self::app_on(Runtime::Host, redis)
+            .await
+            .expect("the host always runs")
     }
 
     /// Runs with a custom configuration (no admin listener).
@@ -120,16 +199,14 @@ impl TestEdge {
         let task = tokio::spawn(edge_host::run(listener, admin, config, async move {
             let _ = stop.await;
         }));
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("http client");
         let mut edge = Self {
             addr,
-            admin: admin_addr,
-            client,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            client: http_client(),
+            server: Server::Host {
+                admin: admin_addr,
+                shutdown: Some(shutdown),
+                task: Some(task),
+            },
         };
         edge.wait_ready().await;
         edge
@@ -140,10 +217,10 @@ impl TestEdge {
         let started = Instant::now();
         let url = self.url("/.well-known/spin/health");
         loop {
-            if let Some(task) = &self.task
-                && task.is_finished()
+            if let Server::Host { task, .. } = &mut self.server
+                && task.as_ref().is_some_and(JoinHandle::is_finished)
             {
-                let task = self.task.take().expect("task present");
+                let task = task.take().expect("task present");
                 match task.await {
                     Ok(Ok(())) => panic!("edge host exited during startup"),
                     Ok(Err(e)) => panic!("edge host failed to start: {e:#}"),
@@ -185,7 +262,10 @@ impl TestEdge {
 
     /// `http://<admin address>`, when started with an admin listener.
     pub fn admin_url(&self) -> Option<String> {
-        self.admin.map(|a| format!("http://{a}"))
+        match &self.server {
+            Server::Host { admin, .. } => admin.map(|a| format!("http://{a}")),
+            Server::Spin(_) => None,
+        }
     }
 
     /// The HTTP client shared by this edge's tests (keep-alive connections are reused).
@@ -204,10 +284,13 @@ impl TestEdge {
 
     /// Requests shutdown and waits for `run` to return.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(shutdown) = self.shutdown.take() {
+        let Server::Host { shutdown, task, .. } = &mut self.server else {
+            return Ok(());
+        };
+        if let Some(shutdown) = shutdown.take() {
             let _ = shutdown.send(());
         }
-        match self.task.take() {
+        match task.take() {
             Some(task) => task.await.map_err(anyhow::Error::from)?,
             None => Ok(()),
         }
@@ -216,10 +299,19 @@ impl TestEdge {
 
 impl Drop for TestEdge {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
+        if let Server::Host { shutdown, .. } = &mut self.server
+            && let Some(shutdown) = shutdown.take()
+        {
             let _ = shutdown.send(());
         }
     }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client")
 }
 
 /// Parses a response that must be an RFC 9457 problem with `status`.

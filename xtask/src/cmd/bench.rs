@@ -17,18 +17,19 @@ use anyhow::{Context, bail};
 use crate::proc::{self, Service};
 use crate::tools::{self, root};
 
-const SECRET: &str = "bench-secret";
+pub(super) const SECRET: &str = "bench-secret";
 
 #[derive(clap::Args)]
 pub struct Args {
     /// What to measure: `likes` (throughput and latency), `memory` (bytes per like), `upload`,
-    /// `sync`, `realtime`, or `edge-ab` (this edge host against `--base`, side by side).
+    /// `sync`, `realtime`, `edge-ab` (this edge host against `--base`, side by side), or `spin`
+    /// (this edge host against the real Spin, same components and load).
     what: String,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Connection counts to measure at.
-    #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
+    /// Connection counts to measure at (default 16,64,256; `spin`: 16,64).
+    #[arg(long, value_delimiter = ',')]
     connections: Vec<usize>,
     /// Rounds of the like benchmark; the table reports each figure's median over the rounds.
     #[arg(long, default_value_t = 3)]
@@ -51,22 +52,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "realtime" => super::bench_realtime::run(args.seconds),
         "sync" => super::bench_sync::run(args.likes),
         "edge-ab" => edge_ab(&args),
+        "spin" => super::bench_spin::run(args.seconds, args.rounds, &spin_connections(&args)),
         other => bail!(
-            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync`, `realtime` or `edge-ab`)"
+            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync`, `realtime`, `edge-ab` or `spin`)"
         ),
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn bench_bin() -> Command {
+pub(super) fn bench_bin() -> Command {
     Command::new(tools::release_bin("likes-bench"))
 }
 
 /// Runs a likes-bench subcommand and parses its JSON line.
-fn measure(cmd: &mut Command) -> anyhow::Result<serde_json::Value> {
+pub(super) fn measure(cmd: &mut Command) -> anyhow::Result<serde_json::Value> {
     report(cmd.output().context("running likes-bench")?)
 }
 
@@ -85,7 +87,7 @@ fn report(out: std::process::Output) -> anyhow::Result<serde_json::Value> {
     Ok(v)
 }
 
-fn start_redis() -> anyhow::Result<(Service, String, u16)> {
+pub(super) fn start_redis() -> anyhow::Result<(Service, String, u16)> {
     let port = free_port()?;
     let dir = root().join(format!("target/bench/redis-{port}"));
     let svc = proc::redis(port, &dir, false)?;
@@ -94,7 +96,10 @@ fn start_redis() -> anyhow::Result<(Service, String, u16)> {
 
 /// The edge host with the real manifest against the Redis on `redis_port`; `variables` are
 /// extra `SPIN_VARIABLE_*` overrides. Returns the service and its `host:port`.
-fn start_edge(redis_port: u16, variables: &[(&str, &str)]) -> anyhow::Result<(Service, String)> {
+pub(super) fn start_edge(
+    redis_port: u16,
+    variables: &[(&str, &str)],
+) -> anyhow::Result<(Service, String)> {
     start_edge_binary(tools::release_bin("edge-host"), redis_port, variables)
 }
 
@@ -174,7 +179,23 @@ fn upload() -> anyhow::Result<()> {
 /// The targets of `bench likes`, in the order each round measures them.
 const TARGETS: [&str; 4] = ["edge (wasm)", "native axum", "redis", "redis-benchmark"];
 
+/// The connection counts of `bench spin`: Spin opens a Redis connection per request, so 256
+/// would measure the kernel's connection churn more than either runtime.
+fn spin_connections(args: &Args) -> Vec<usize> {
+    if args.connections.is_empty() {
+        vec![16, 64]
+    } else {
+        args.connections.clone()
+    }
+}
+
 fn likes(args: &Args) -> anyhow::Result<()> {
+    let default_connections = [16, 64, 256];
+    let connections: &[usize] = if args.connections.is_empty() {
+        &default_connections
+    } else {
+        &args.connections
+    };
     tools::build_components(false)?;
     tools::build_native()?;
     let (redis, redis_url, redis_port) = start_redis()?;
@@ -212,7 +233,7 @@ fn likes(args: &Args) -> anyhow::Result<()> {
     };
     let mut rows = Vec::new();
     for round in 0..args.rounds.max(1) {
-        for (i, &c) in args.connections.iter().enumerate() {
+        for (i, &c) in connections.iter().enumerate() {
             // Every measurement likes as users no other measurement used, so each request
             // changes state and runs the whole script.
             let offset = |target: u64| {
@@ -252,12 +273,12 @@ fn likes(args: &Args) -> anyhow::Result<()> {
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("likes.json"), serde_json::to_string_pretty(&rows)?)?;
-    print_table(&rows, &args.connections);
+    print_table(&rows, connections);
     Ok(())
 }
 
 /// The median of `values` (NaN when empty).
-fn median(mut values: Vec<f64>) -> f64 {
+pub(super) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => f64::NAN,

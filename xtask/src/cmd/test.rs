@@ -73,6 +73,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tools::build_components(true)?;
     // The edge serves the built app at `/` (spin.toml), so it exists before any test starts.
     crate::cmd::app::build()?;
+    // The edge's conformance tests and the app's end-to-end test also run on the real Spin.
+    // Outside CI a missing Spin skips those (the tests say so in one line); in CI it fails.
+    let spin = match tools::find_spin()? {
+        Some(spin) => Some(spin),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => Some(tools::require_spin()?),
+        None => None,
+    };
+    if let Some(spin) = &spin {
+        // Every `[component.*.build]` of spin.toml, as a Spin user runs them (everything is
+        // built by now, so this checks the commands and their workdirs at little cost).
+        tools::run(
+            std::process::Command::new(spin)
+                .args(["build", "--from"])
+                .arg(tools::root().join("spin.toml")),
+        )?;
+    }
     // Every native binary and test, in the one build `cargo test` below reuses: the hub's edge
     // tests and the app's end-to-end test run the real service binaries it leaves in
     // target/release.
@@ -80,9 +96,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The hub's tests drive the official Socket.IO JS client: install it once, up front, rather
     // than from several tests at the same moment.
     crate::cmd::app::npm_ci(&tools::root().join("realtime-hub/js"))?;
-    tools::run(cargo().args(["test", "--release"]))?;
+    let with_spin = |mut cmd: std::process::Command| {
+        if let Some(spin) = &spin {
+            cmd.env("SPIN", spin);
+        }
+        cmd
+    };
+    tools::run(&mut with_spin(cargo()).args(["test", "--release"]))?;
     // The app's unit tests and its end-to-end test in headless Chromium, which drives the
     // real edge host, realtime hub and load lab binaries built by the run above.
     crate::cmd::app::ensure_chromium()?;
-    tools::run(cargo().args(["test", "--release", "-p", "yew-app"]))
+    tools::run(&mut with_spin(cargo()).args(["test", "--release", "-p", "yew-app"]))
 }

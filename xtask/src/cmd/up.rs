@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::proc::{self, Service};
 use crate::tools::{self, root};
@@ -26,7 +26,8 @@ pub const DEV_SECRET: &str = "dev-only-session-secret-change-me";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Serve the components with the real `spin` (on PATH) instead of our edge host.
+    /// Serve the components with the real Spin instead of our edge host (`SPIN=/path`, `spin` on
+    /// PATH, or the copy in ../shared/tools).
     #[arg(long)]
     spin: bool,
 }
@@ -36,11 +37,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pg_bin = tools::ensure_postgres()?;
     tools::build_components(false)?;
     crate::cmd::app::build()?;
-    if args.spin && !tools::on_path("spin") {
-        bail!(
-            "`spin` is not on PATH: install Spin 4 (https://spinframework.dev/install) or run without --spin"
-        );
-    }
+    let spin = if args.spin {
+        Some(tools::require_spin()?)
+    } else {
+        None
+    };
     tools::build_native()?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -96,9 +97,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     })?;
     let manifest = root().join("spin.toml");
-    let edge = if args.spin {
+    let edge = if let Some(spin) = spin {
         Service::start("spin", move || {
-            let mut c = Command::new("spin");
+            let mut c = Command::new(&spin);
             c.arg("up")
                 .arg("--from")
                 .arg(&manifest)
