@@ -71,8 +71,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "likes-core",
     ]))?;
     tools::build_components(true)?;
-    // The edge serves the built app at `/` (spin.toml), so it exists before any test starts.
-    crate::cmd::app::build()?;
     // The edge's conformance tests and the app's end-to-end test also run on the real Spin.
     // Outside CI a missing Spin skips those (the tests say so in one line); in CI it fails.
     let spin = match tools::find_spin()? {
@@ -80,14 +78,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None if std::env::var("CI").is_ok_and(|v| v == "true") => Some(tools::require_spin()?),
         None => None,
     };
-    if let Some(spin) = &spin {
-        // Every `[component.*.build]` of spin.toml, as a Spin user runs them (everything is
-        // built by now, so this checks the commands and their workdirs at little cost).
-        tools::run(
+    // The edge serves the built app at `/` (spin.toml), so it exists before any test starts.
+    match &spin {
+        // Every `[component.*.build]` of spin.toml, as a Spin user runs them: this builds the
+        // web app too, and the tests then run the `.wasm` files `spin build` left.
+        Some(spin) => tools::run(
             std::process::Command::new(spin)
                 .args(["build", "--from"])
                 .arg(tools::root().join("spin.toml")),
-        )?;
+        )?,
+        None => crate::cmd::app::build().map(drop)?,
     }
     // Every native binary and test, in the one build `cargo test` below reuses: the hub's edge
     // tests and the app's end-to-end test run the real service binaries it leaves in

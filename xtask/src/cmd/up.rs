@@ -103,7 +103,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             c.arg("up")
                 .arg("--from")
                 .arg(&manifest)
-                .args(["--listen", EDGE_ADDR]);
+                .args(["--listen", EDGE_ADDR])
+                // Its component logs beside the other services' data, not in `.spin/`.
+                .arg("--state-dir")
+                .arg(root().join("target/dev/spin"));
             c.env("SPIN_VARIABLE_SESSION_SECRET", &secret).env(
                 "SPIN_VARIABLE_REDIS_HOST",
                 format!("127.0.0.1:{REDIS_PORT}"),
