@@ -47,6 +47,15 @@ pub fn stage(base: &Path, files: &[FileMount], exclude: &[String]) -> anyhow::Re
                 if !destination.starts_with('/') {
                     bail!("files: destination {destination:?} must be an absolute path");
                 }
+                // Spin copies a placement's files and applies `exclude_files` to them; we
+                // mount the directory itself, as `spin up --direct-mounts` does, and refuse the
+                // combination as that mode does rather than serve files Spin would hide.
+                if !excluded.is_empty() {
+                    bail!(
+                        "files: {{ source = {source:?}, destination = {destination:?} }} is mounted \
+                         directly, which cannot apply exclude_files (as `spin up --direct-mounts`)"
+                    );
+                }
                 let host = base.join(source);
                 if !host.is_dir() {
                     bail!("files: source {} is not a directory", host.display());
@@ -213,5 +222,19 @@ mod tests {
             destination: "x".into(),
         };
         assert!(stage(app.path(), &[relative], &[]).is_err());
+    }
+
+    #[test]
+    fn a_placement_with_exclude_files_is_refused_not_served_whole() {
+        let app = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(app.path().join("site")).expect("mkdir");
+        let placement = FileMount::Placement {
+            source: "site".into(),
+            destination: "/".into(),
+        };
+        let error = stage(app.path(), &[placement], &["site/secret.txt".into()])
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("exclude_files"), "{error}");
     }
 }

@@ -1,7 +1,11 @@
 -- One page of a post's likers, in ascending user id order.
 --
--- KEYS: 1 likers (roaring); ARGV: 1 return ids strictly greater than this (0 = from the start),
--- 2 page size. Returns the user ids (bare integers).
+-- KEYS: 1 likers (roaring), 2 the post hash; ARGV: 1 return ids strictly greater than this
+-- (0 = from the start), 2 page size. Returns the user ids (bare integers), or the error
+-- `NOPOST` when the post does not exist (an unknown post has no likers page: 404).
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return redis.error_reply('NOPOST no such post')
+end
 local after, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local his = redis.call('HKEYS', KEYS[1])
 local nums = {}

@@ -1,6 +1,7 @@
 //! Identifiers, parsed once at the boundary. On the wire they are prefixed decimal strings
 //! (`"u_42"`, `"p_7"`) so a user id can never be mistaken for a post id; inside Redis and
-//! PostgreSQL they are the bare integers, which Redis allocates densely with `INCR`.
+//! PostgreSQL they are the bare integers, which Redis allocates densely with `INCR`. They are
+//! bounded by 2^53 − 1, so the Lua scripts, whose numbers are doubles, hold each exactly.
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,9 +27,14 @@ macro_rules! id_type {
             /// Wire prefix, e.g. `u_`.
             pub const PREFIX: &'static str = $prefix;
 
-            /// Wraps a raw id; zero is reserved as "none" and rejected.
+            /// The largest id: 2^53 − 1, the last integer a Lua number (a double) holds
+            /// exactly, so every layer, the scripts included, sees the same id.
+            pub const MAX: u64 = (1 << 53) - 1;
+
+            /// Wraps a raw id; zero is reserved as "none", and ids above [`Self::MAX`] are
+            /// rejected.
             pub fn new(raw: u64) -> Option<Self> {
-                (raw > 0).then_some(Self(raw))
+                (raw > 0 && raw <= Self::MAX).then_some(Self(raw))
             }
 
             /// The bare integer used in Redis keys and SQL rows.
@@ -113,5 +119,22 @@ mod tests {
             assert!(bad.parse::<PostId>().is_err(), "{bad:?} should be rejected");
         }
         assert!(UserId::new(0).is_none());
+    }
+
+    /// `u_9007199254740993` and `u_9007199254740992` are one double in Lua: ids stop at 2^53 − 1.
+    #[test]
+    fn ids_stop_where_lua_numbers_stop_being_exact() {
+        assert_eq!(UserId::MAX, 9_007_199_254_740_991);
+        assert_eq!(UserId::MAX as f64 as u64, UserId::MAX, "exact as a double");
+        assert!(UserId::new(UserId::MAX).is_some());
+        assert!(UserId::new(UserId::MAX + 1).is_none());
+        for bad in [
+            "u_9007199254740992",
+            "u_9007199254740993",
+            "u_18446744073709551615",
+        ] {
+            assert!(bad.parse::<UserId>().is_err(), "{bad} should be rejected");
+        }
+        assert!("p_9007199254740992".parse::<PostId>().is_err());
     }
 }

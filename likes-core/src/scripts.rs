@@ -56,6 +56,28 @@ impl LikeCall {
     }
 }
 
+/// One call of the [`LIKERS`] script: a page of `post`'s likers with ids above `after`, at most
+/// `limit` (callers ask for one more than they show, to learn whether another page exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LikersCall {
+    pub post: PostId,
+    pub after: u64,
+    pub limit: u32,
+}
+
+impl LikersCall {
+    /// `KEYS`, in the order `likers.lua` reads them.
+    pub fn keys(&self) -> [String; 2] {
+        let k = PostKeys::new(self.post);
+        [k.likers, k.post]
+    }
+
+    /// `ARGV`, in the order `likers.lua` reads them.
+    pub fn args(&self) -> [String; 2] {
+        [self.after.to_string(), self.limit.to_string()]
+    }
+}
+
 /// One call of the [`POST`] script, which creates a post (see `lua/post.lua`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostCall<'a> {
@@ -281,7 +303,7 @@ pub fn is_noscript(message: &str) -> bool {
     message.to_ascii_lowercase().contains("noscript")
 }
 
-/// Whether a Redis error message is the like script's "unknown post".
+/// Whether a Redis error message is the like or likers script's "unknown post".
 pub fn is_no_post(message: &str) -> bool {
     message.contains("NOPOST")
 }

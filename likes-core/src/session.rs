@@ -61,7 +61,12 @@ pub fn issue(secret: &[u8], user: UserId, name: &str, now: u64, ttl_secs: u64) -
         exp: now.saturating_add(ttl_secs),
     };
     // Serialising a struct of strings and integers cannot fail.
-    let payload = serde_json::to_vec(&claims).unwrap_or_default();
+    sign(secret, &serde_json::to_vec(&claims).unwrap_or_default())
+}
+
+/// An HS256 token over the claims `payload` exactly as given (JSON): what [`issue`] signs, and
+/// what tests use to sign claims [`issue`] would never write.
+pub fn sign(secret: &[u8], payload: &[u8]) -> String {
     let signing_input = format!("{}.{}", B64.encode(HEADER), B64.encode(payload));
     let mut m = mac(secret);
     m.update(signing_input.as_bytes());
@@ -133,6 +138,22 @@ mod tests {
         for garbage in ["", "a.b", "a.b.c.d", "!!.!!.!!", "not.a.token"] {
             assert!(verify(KEY, garbage, 1_001).is_err(), "{garbage:?}");
         }
+    }
+
+    /// A correctly signed token for a user id no layer can hold exactly (above 2^53 − 1, where
+    /// the scripts' Lua numbers would merge two users) is refused, not truncated.
+    #[test]
+    fn a_sub_beyond_the_id_range_is_refused() {
+        let token = sign(
+            KEY,
+            br#"{"sub":"u_9007199254740993","name":"eve","iat":1000,"exp":1060}"#,
+        );
+        assert_eq!(verify(KEY, &token, 1_001), Err(TokenError::Malformed));
+        let in_range = sign(
+            KEY,
+            br#"{"sub":"u_9007199254740991","name":"eve","iat":1000,"exp":1060}"#,
+        );
+        assert!(verify(KEY, &in_range, 1_001).is_ok());
     }
 
     #[test]

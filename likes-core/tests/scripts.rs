@@ -41,12 +41,20 @@ fn like(conn: &mut redis::Connection, post: PostId, user: u64, on: bool) -> (i64
 }
 
 fn page(conn: &mut redis::Connection, post: PostId, after: u64, limit: u64) -> Vec<u64> {
-    redis::Script::new(scripts::LIKERS.source)
-        .key(PostKeys::new(post).likers)
-        .arg(after)
-        .arg(limit)
-        .invoke(conn)
-        .expect("likers script")
+    let call = scripts::LikersCall {
+        post,
+        after,
+        limit: u32::try_from(limit).expect("a page size"),
+    };
+    let script = redis::Script::new(scripts::LIKERS.source);
+    let mut invocation = script.prepare_invoke();
+    for k in call.keys() {
+        invocation.key(k);
+    }
+    for a in call.args() {
+        invocation.arg(a);
+    }
+    invocation.invoke(conn).expect("likers script")
 }
 
 fn all_pages(conn: &mut redis::Connection, post: PostId, limit: u64) -> Vec<u64> {

@@ -50,12 +50,14 @@ impl EdgeError {
         }
     }
 
-    /// The `Retry-After` header value (seconds) for a 429.
+    /// The `Retry-After` header value (seconds) for a 429, and for a 503 (Redis restarting or
+    /// unreachable: worth another try in a second).
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::TooManyRequests {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            Self::Unavailable(_) => Some(1),
             _ => None,
         }
     }

@@ -109,9 +109,9 @@ pub enum ScriptError {
 impl From<Error> for ScriptError {
     fn from(e: Error) -> Self {
         match e {
-            // Script error replies (`redis.error_reply`) and connection failures both arrive as
-            // `other`; connection-level ones mention the transport.
-            Error::Other(msg) if !looks_like_transport(&msg) => ScriptError::Script(msg),
+            // Script error replies (`redis.error_reply`), connection failures and Redis's own
+            // "not now" replies all arrive as `other`; only the first are the script's answer.
+            Error::Other(msg) if !looks_unavailable(&msg) => ScriptError::Script(msg),
             e => ScriptError::Redis(unavailable("EVALSHA", e)),
         }
     }
@@ -126,7 +126,11 @@ impl From<ScriptError> for EdgeError {
     }
 }
 
-fn looks_like_transport(msg: &str) -> bool {
+/// Whether an error means Redis cannot serve right now (a 503 worth retrying), not that the
+/// script refused: a broken transport, or Redis still loading its data after a restart
+/// (`LOADING`), busy with a long script (`BUSY`), or a cluster mid-failover (`TRYAGAIN`,
+/// `CLUSTERDOWN`, `MASTERDOWN`).
+fn looks_unavailable(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
     [
         "connection",
@@ -135,6 +139,11 @@ fn looks_like_transport(msg: &str) -> bool {
         "refused",
         "io error",
         "unreachable",
+        "loading",
+        "busy",
+        "tryagain",
+        "clusterdown",
+        "masterdown",
     ]
     .iter()
     .any(|t| m.contains(t))

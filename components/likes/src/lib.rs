@@ -10,8 +10,8 @@ use edge_kit::redis::{Arg, Redis, ScriptError, int_at, text_at};
 use edge_kit::wire::{self, Head};
 use edge_kit::{EdgeError, auth, respond};
 use likes_core::api::{LikeResponse, LikersPage, LikersQuery, User, likers_cursor};
-use likes_core::keys::{self, PostKeys};
-use likes_core::scripts::LikeCall;
+use likes_core::keys;
+use likes_core::scripts::{LikeCall, LikersCall};
 use likes_core::{PostId, UserId, scripts, time};
 use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
@@ -97,16 +97,20 @@ fn likers(req: &Head, post: PostId) -> Result<Response, EdgeError> {
     )?;
     let query = LikersQuery::parse(&req.query).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
     let redis = Redis::open()?;
-    let k = PostKeys::new(post);
     // One more than the page tells whether another page exists.
-    let reply = redis.eval(
-        &scripts::LIKERS,
-        &[&k.likers],
-        &[
-            Arg::Int(i64::try_from(query.after).unwrap_or(i64::MAX)),
-            Arg::Int(i64::from(query.limit) + 1),
-        ],
-    )?;
+    let call = LikersCall {
+        post,
+        after: query.after,
+        limit: query.limit + 1,
+    };
+    let reply = redis
+        .eval_owned(&scripts::LIKERS, call.keys().into_iter(), call.args())
+        .map_err(|e| match e {
+            ScriptError::Script(msg) if scripts::is_no_post(&msg) => {
+                EdgeError::NotFound(format!("there is no post `{post}`"))
+            }
+            e => e.into(),
+        })?;
     let mut ids = Vec::with_capacity(reply.len());
     for i in 0..reply.len() {
         let raw = int_at(&reply, i)?;

@@ -443,6 +443,16 @@ async fn likers_pages_list_every_liker_exactly_once(#[case] rt: Runtime) {
         let resp = edge.get(&format!("/api/posts/p_9/likers?{bad}")).await;
         assert_problem(resp, StatusCode::BAD_REQUEST).await;
     }
+    // A post that does not exist has no likers page (the contract's 404), even when someone
+    // tried to like it.
+    assert_problem(
+        like(&edge, &users[0].token, "p_999", true).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    for unknown in ["/api/posts/p_999/likers", "/api/posts/nope/likers"] {
+        assert_problem(edge.get(unknown).await, StatusCode::NOT_FOUND).await;
+    }
 }
 
 #[rstest]
@@ -468,6 +478,59 @@ async fn scripts_survive_a_flushed_script_cache(#[case] rt: Runtime) {
         2,
         "EVALSHA falls back to EVAL after NOSCRIPT"
     );
+}
+
+/// Redis answers `BUSY` while a long script runs (as it answers `LOADING` while it reads its
+/// data after a restart): every route says 503 with `Retry-After`, never 500, and serves again
+/// once Redis does.
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_redis_is_503_with_retry_after_on_every_route(#[case] rt: Runtime) {
+    let redis = TestRedis::start_with(&["--busy-reply-threshold", "20"]);
+    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+        return;
+    };
+    let ann = sign_in(&edge, "ann").await;
+    seed_posts(&edge, &ann.token, 1).await;
+    let busy = {
+        let mut conn = redis.conn();
+        std::thread::spawn(move || {
+            let spin_for_two_seconds = "local t0 = redis.call('TIME') \
+                 while true do local t = redis.call('TIME') \
+                 if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 2000000 then return 1 end end";
+            redis::cmd("EVAL")
+                .arg(spin_for_two_seconds)
+                .arg(0)
+                .query::<i64>(&mut conn)
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let c = edge.client();
+    let answers = [
+        like(&edge, &ann.token, "p_1", true).await,
+        edge.get("/api/posts/p_1/likers").await,
+        edge.get("/api/feed").await,
+        edge.get("/api/health").await,
+        c.post(edge.url("/api/session"))
+            .json(&json!({ "name": "bob" }))
+            .send()
+            .await
+            .expect("send"),
+    ];
+    for resp in answers {
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let url = resp.url().clone();
+        assert_problem(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+        assert_eq!(retry_after.as_deref(), Some("1"), "{url}");
+    }
+    assert_eq!(busy.join().expect("join").expect("the long script"), 1);
+    assert_eq!(like_ok(&edge, &ann.token, "p_1", true).await.likes, 1);
 }
 
 #[rstest]

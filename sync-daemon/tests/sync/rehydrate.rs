@@ -66,18 +66,24 @@ async fn one_post(
 
 /// Every likers page of `post`, as `GET /api/posts/{id}/likers` pages them.
 async fn likers(conn: &mut MultiplexedConnection, post: u64) -> Vec<Vec<u64>> {
-    let k = PostKeys::new(PostId::new(post).expect("nonzero"));
+    let post = PostId::new(post).expect("nonzero");
     let script = redis::Script::new(scripts::LIKERS.source);
     let mut pages = Vec::new();
     let mut after = 0u64;
     loop {
-        let page: Vec<u64> = script
-            .key(&k.likers)
-            .arg(after)
-            .arg(likes_core::api::LIKERS_PAGE_MAX)
-            .invoke_async(conn)
-            .await
-            .expect("likers script");
+        let call = scripts::LikersCall {
+            post,
+            after,
+            limit: likes_core::api::LIKERS_PAGE_MAX,
+        };
+        let mut invocation = script.prepare_invoke();
+        for k in call.keys() {
+            invocation.key(k);
+        }
+        for a in call.args() {
+            invocation.arg(a);
+        }
+        let page: Vec<u64> = invocation.invoke_async(conn).await.expect("likers script");
         let Some(&last) = page.last() else {
             return pages;
         };
