@@ -15,14 +15,7 @@ fn invoke<T: redis::FromRedisValue>(
     call: &LikeCall,
 ) -> redis::RedisResult<T> {
     let script = redis::Script::new(scripts::LIKE.source);
-    let mut invocation = script.prepare_invoke();
-    for key in call.keys() {
-        invocation.key(key);
-    }
-    for arg in call.args() {
-        invocation.arg(arg);
-    }
-    invocation.invoke(conn)
+    testkit::invocation(&script, call.keys(), call.args()).invoke(conn)
 }
 
 fn like(conn: &mut redis::Connection, post: PostId, user: u64, on: bool) -> (i64, i64) {
@@ -47,14 +40,9 @@ fn page(conn: &mut redis::Connection, post: PostId, after: u64, limit: u64) -> V
         limit: u32::try_from(limit).expect("a page size"),
     };
     let script = redis::Script::new(scripts::LIKERS.source);
-    let mut invocation = script.prepare_invoke();
-    for k in call.keys() {
-        invocation.key(k);
-    }
-    for a in call.args() {
-        invocation.arg(a);
-    }
-    invocation.invoke(conn).expect("likers script")
+    testkit::invocation(&script, call.keys(), call.args())
+        .invoke(conn)
+        .expect("likers script")
 }
 
 fn all_pages(conn: &mut redis::Connection, post: PostId, limit: u64) -> Vec<u64> {

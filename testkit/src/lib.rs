@@ -428,3 +428,20 @@ fn run_ok(cmd: &mut Command, what: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A script call with its keys and arguments in order, as the core crate's typed calls
+/// (`LikeCall`, `LikersCall`, `PostCall`, …) give them, ready to invoke.
+pub fn invocation<'a>(
+    script: &'a redis::Script,
+    keys: impl IntoIterator<Item = String>,
+    args: impl IntoIterator<Item = String>,
+) -> redis::ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(key);
+    }
+    for arg in args {
+        invocation.arg(arg);
+    }
+    invocation
+}

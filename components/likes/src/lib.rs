@@ -58,6 +58,16 @@ fn parse_post(raw: &str) -> Result<PostId, EdgeError> {
     })
 }
 
+/// The like and likers scripts' `NOPOST` as the contract's 404; any other failure as itself.
+fn no_post_is_404(e: ScriptError, post: PostId) -> EdgeError {
+    match e {
+        ScriptError::Script(msg) if scripts::is_no_post(&msg) => {
+            EdgeError::NotFound(format!("there is no post `{post}`"))
+        }
+        e => e.into(),
+    }
+}
+
 fn like(req: &Head, post: PostId, on: bool) -> Result<Response, EdgeError> {
     let secret = edge_kit::var("session_secret")?;
     let (now, now_ms) = edge_kit::now();
@@ -71,12 +81,7 @@ fn like(req: &Head, post: PostId, on: bool) -> Result<Response, EdgeError> {
     };
     let reply = Redis::open()?
         .eval_owned(&scripts::LIKE, call.keys().into_iter(), call.args())
-        .map_err(|e| match e {
-            ScriptError::Script(msg) if scripts::is_no_post(&msg) => {
-                EdgeError::NotFound(format!("there is no post `{post}`"))
-            }
-            e => e.into(),
-        })?;
+        .map_err(|e| no_post_is_404(e, post))?;
     let likes = u64::try_from(int_at(&reply, 0)?).unwrap_or(0);
     Ok(respond::json(
         200,
@@ -105,12 +110,7 @@ fn likers(req: &Head, post: PostId) -> Result<Response, EdgeError> {
     };
     let reply = redis
         .eval_owned(&scripts::LIKERS, call.keys().into_iter(), call.args())
-        .map_err(|e| match e {
-            ScriptError::Script(msg) if scripts::is_no_post(&msg) => {
-                EdgeError::NotFound(format!("there is no post `{post}`"))
-            }
-            e => e.into(),
-        })?;
+        .map_err(|e| no_post_is_404(e, post))?;
     let mut ids = Vec::with_capacity(reply.len());
     for i in 0..reply.len() {
         let raw = int_at(&reply, i)?;

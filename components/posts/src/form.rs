@@ -51,7 +51,7 @@ where
         );
     let mut multipart = Multipart::with_constraints(body, boundary, constraints);
     let mut image = None;
-    let mut caption = String::new();
+    let mut caption = None;
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -65,10 +65,13 @@ where
                 }
                 image = Some(bytes);
             }
-            Some(CAPTION) => {
+            // A second `caption` is as malformed as a second `image`: one of each, at most.
+            Some(CAPTION) if caption.is_none() => {
                 let bytes = field.bytes().await.map_err(|e| refuse(e, max_body))?;
-                caption = String::from_utf8(bytes.to_vec())
-                    .map_err(|_| EdgeError::BadRequest("the caption is not UTF-8 text".into()))?;
+                caption =
+                    Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        EdgeError::BadRequest("the caption is not UTF-8 text".into())
+                    })?);
             }
             _ => {
                 return Err(EdgeError::BadRequest(
@@ -79,7 +82,10 @@ where
     }
     let image =
         image.ok_or_else(|| EdgeError::BadRequest("the form has no `image` part".into()))?;
-    Ok(Form { image, caption })
+    Ok(Form {
+        image,
+        caption: caption.unwrap_or_default(),
+    })
 }
 
 fn refuse(e: multer::Error, max_body: u64) -> EdgeError {

@@ -78,7 +78,13 @@ async fn bad_session_requests_get_clear_errors(#[case] rt: Runtime) {
         .send()
         .await;
     assert_problem(malformed.expect("send"), StatusCode::BAD_REQUEST).await;
-    for bad in ["", "   ", &"x".repeat(33)] {
+    for bad in [
+        "",
+        "   ",
+        &"x".repeat(33),
+        "\u{202e}\u{200b}",
+        "\u{200b}\u{feff}",
+    ] {
         let resp = c
             .post(edge.url("/api/session"))
             .json(&json!({ "name": bad }))

@@ -213,6 +213,30 @@ async fn bad_uploads_get_the_contract_errors_and_store_nothing(#[case] rt: Runti
     assert_problem(anonymous, StatusCode::UNAUTHORIZED).await;
     let wrong_method = edge.get("/api/posts").await;
     assert_problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await;
+    // One caption part at most, as one image part at most; a caption's control characters are
+    // refused, not silently dropped.
+    let image_part = || {
+        reqwest::multipart::Part::bytes(small_jpeg(7))
+            .file_name("photo.jpg")
+            .mime_str("image/jpeg")
+            .expect("mime")
+    };
+    let mut two_captions = reqwest::multipart::Form::new().part("image", image_part());
+    for i in 0..3 {
+        two_captions = two_captions.text("caption", format!("caption {i}"));
+    }
+    let resp = c
+        .post(edge.url("/api/posts"))
+        .bearer_auth(&ann.token)
+        .multipart(two_captions)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, StatusCode::BAD_REQUEST).await;
+    for bad_caption in ["nul\0inside", "bell\u{7}", "flip\u{202E}gpj.exe"] {
+        let resp = upload(&edge, &ann.token, small_jpeg(8), Some(bad_caption)).await;
+        assert_problem(resp, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
 
     let mut conn = redis.async_conn().await;
     let seq: Option<u64> = conn.get(keys::POST_SEQ).await.expect("get");

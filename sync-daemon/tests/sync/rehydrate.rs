@@ -27,14 +27,11 @@ async fn feed(
     loop {
         let query = format!("sort={}&limit=4{cursor}", sort.as_str());
         let call = FeedCall::Page(FeedQuery::parse(&query).expect("valid query"));
-        let mut inv = script.prepare_invoke();
-        for k in call.keys() {
-            inv.key(k);
-        }
-        for a in call.args(viewer) {
-            inv.arg(a);
-        }
-        let items: Vec<Option<String>> = inv.invoke_async(conn).await.expect("feed script");
+        let items: Vec<Option<String>> =
+            testkit::invocation(&script, call.keys(), call.args(viewer))
+                .invoke_async(conn)
+                .await
+                .expect("feed script");
         let page = FeedReply::decode(&items).expect("feed reply");
         let next = FeedCursor::encode(sort, &page.next);
         pages.push(page);
@@ -53,14 +50,10 @@ async fn one_post(
 ) -> FeedReply {
     let call = FeedCall::One(PostId::new(post).expect("nonzero"));
     let script = redis::Script::new(scripts::FEED.source);
-    let mut inv = script.prepare_invoke();
-    for k in call.keys() {
-        inv.key(k);
-    }
-    for a in call.args(viewer) {
-        inv.arg(a);
-    }
-    let items: Vec<Option<String>> = inv.invoke_async(conn).await.expect("feed script");
+    let items: Vec<Option<String>> = testkit::invocation(&script, call.keys(), call.args(viewer))
+        .invoke_async(conn)
+        .await
+        .expect("feed script");
     FeedReply::decode(&items).expect("feed reply")
 }
 
@@ -76,14 +69,10 @@ async fn likers(conn: &mut MultiplexedConnection, post: u64) -> Vec<Vec<u64>> {
             after,
             limit: likes_core::api::LIKERS_PAGE_MAX,
         };
-        let mut invocation = script.prepare_invoke();
-        for k in call.keys() {
-            invocation.key(k);
-        }
-        for a in call.args() {
-            invocation.arg(a);
-        }
-        let page: Vec<u64> = invocation.invoke_async(conn).await.expect("likers script");
+        let page: Vec<u64> = testkit::invocation(&script, call.keys(), call.args())
+            .invoke_async(conn)
+            .await
+            .expect("likers script");
         let Some(&last) = page.last() else {
             return pages;
         };

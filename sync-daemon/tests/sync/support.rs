@@ -363,14 +363,10 @@ pub async fn create_post(
         created_at: &created_at,
     };
     let script = redis::Script::new(scripts::POST.source);
-    let mut inv = script.prepare_invoke();
-    for k in call.keys() {
-        inv.key(k);
-    }
-    for a in call.args() {
-        inv.arg(a);
-    }
-    let created: i64 = inv.invoke_async(conn).await.expect("post script");
+    let created: i64 = testkit::invocation(&script, call.keys(), call.args())
+        .invoke_async(conn)
+        .await
+        .expect("post script");
     assert_eq!(created, 1, "post {id} created");
     id
 }

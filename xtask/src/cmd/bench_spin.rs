@@ -44,21 +44,15 @@ pub fn run(seconds: u64, rounds: u64, connections: &[usize]) -> anyhow::Result<(
         )
     };
     // Untimed: compiled code, pooled instances (ours) and caches warm on both.
-    for runtime in 0..RUNTIMES.len() {
-        drive(
-            "likes",
-            runtime,
-            16,
-            90_000_000 + runtime as u64 * 100_000,
-            2,
-        )?;
+    for (runtime, offset) in [(0, 90_000_000), (1, 90_100_000)] {
+        drive("likes", runtime, 16, offset, 2)?;
     }
 
     let mut rows = Vec::new();
     for round in 0..rounds.max(1) {
         for (i, &conns) in connections.iter().enumerate() {
             for workload in ["likes", "feed"] {
-                for runtime in 0..RUNTIMES.len() {
+                for (runtime, name) in RUNTIMES.iter().enumerate() {
                     // Fresh users per measurement, so every like changes state.
                     let offset = 100_000_000
                         + round * 10_000_000
@@ -67,7 +61,7 @@ pub fn run(seconds: u64, rounds: u64, connections: &[usize]) -> anyhow::Result<(
                     let mut row = drive(workload, runtime, conns, offset, seconds)?;
                     row["round"] = round.into();
                     row["workload"] = workload.into();
-                    row["runtime"] = RUNTIMES[runtime].into();
+                    row["runtime"] = (*name).into();
                     rows.push(row);
                 }
             }

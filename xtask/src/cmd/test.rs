@@ -102,9 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         cmd
     };
-    tools::run(&mut with_spin(cargo()).args(["test", "--release"]))?;
+    tools::run(with_spin(cargo()).args(["test", "--release"]))?;
     // The app's unit tests and its end-to-end test in headless Chromium, which drives the
     // real edge host, realtime hub and load lab binaries built by the run above.
     crate::cmd::app::ensure_chromium()?;
-    tools::run(&mut with_spin(cargo()).args(["test", "--release", "-p", "yew-app"]))
+    tools::run(with_spin(cargo()).args(["test", "--release", "-p", "yew-app"]))
 }
