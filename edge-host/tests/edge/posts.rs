@@ -277,7 +277,8 @@ async fn an_11_mib_body_is_413_with_or_without_content_length(#[case] rt: Runtim
 
     // Without a token: our host answers 413 before the guest runs; under Spin the component
     // refuses the token first (the listed difference), and a client still sending may then see
-    // the 401 or the connection closed under it, as timing has it. Either way nothing is stored.
+    // the 401, or the connection closed under it (before or after the head), as timing has it.
+    // Either way nothing is stored.
     let resp = edge
         .client()
         .post(edge.url("/api/posts"))
@@ -290,8 +291,10 @@ async fn an_11_mib_body_is_413_with_or_without_content_length(#[case] rt: Runtim
             assert_problem(resp.expect("answered"), StatusCode::PAYLOAD_TOO_LARGE).await;
         }
         (Runtime::Spin, Ok(resp)) => {
+            // The head may arrive and the body be cut when Spin closes the connection under a
+            // client that is still sending: the status is what it said.
             crate::differences::intended("an 11 MiB upload without a token", "status");
-            assert_problem(resp, StatusCode::UNAUTHORIZED).await;
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         }
         (Runtime::Spin, Err(e)) => assert!(e.is_request(), "{e}"),
     }

@@ -155,13 +155,6 @@ impl TestEdge {
         Self::start_on(runtime, &manifest, &overrides).await
     }
 
-    /// Runs the real `spin.toml` against `redis` in our host, with `session_secret` = [`TEST_SECRET`].
-    pub async fn start_app(redis: &TestRedis) -> Self {
-        Self::app_on(Runtime::Host, redis)
-            .await
-            .expect("the host always runs")
-    }
-
     /// Runs with a custom configuration (no admin listener).
     pub async fn start_with(config: Config) -> Self {
         Self::launch(config, false).await
