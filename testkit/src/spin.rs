@@ -107,7 +107,12 @@ impl SpinProcess {
                 }
                 panic!("spin up exited during start-up ({status}):\n{log}");
             }
-            if process.healthy() {
+            // Spin prints this once it has bound the port; until then an answer on the port
+            // could come from another test's server that took it meanwhile.
+            let serving = format!("Serving http://127.0.0.1:{port}");
+            if std::fs::read_to_string(&log).is_ok_and(|l| l.contains(&serving))
+                && process.healthy()
+            {
                 return Some(process);
             }
             assert!(
