@@ -5,7 +5,7 @@
 //! decides: compare segment by segment, exact before `:param` before wildcard; if all shared
 //! segments tie, the route with fewer segments wins. Private routes are never reachable.
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 use crate::manifest::RouteConfig;
 
@@ -32,7 +32,13 @@ pub enum RouteError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Exact(String),
-    Param(String),
+    /// A `:name` capture and its `spin-path-match-<name>` header, named once when the route is
+    /// parsed rather than on every request (`None` for a name no header can carry, which Spin
+    /// drops too).
+    Param {
+        name: String,
+        header: Option<HeaderName>,
+    },
 }
 
 /// One routable entry.
@@ -54,7 +60,7 @@ impl Route {
             .iter()
             .map(|s| match s {
                 Segment::Exact(_) => 0,
-                Segment::Param(_) => 1,
+                Segment::Param { .. } => 1,
             })
             .chain(self.wildcard.then_some(2))
     }
@@ -87,6 +93,8 @@ pub struct RouteMatch<'a> {
     pub path_info: String,
     /// `:name` captures, in route order (`spin-path-match-<name>`).
     pub params: Vec<(&'a str, String)>,
+    /// The header of each capture, in the same order.
+    param_headers: Vec<Option<&'a HeaderName>>,
 }
 
 impl RouteMatch<'_> {
@@ -114,20 +122,6 @@ impl RouteMatch<'_> {
         ]
     }
 
-    /// The `spin-path-match-<name>` header of each `:name` capture, named as Spin names it
-    /// (lower case, `_` as `-`: `:user_id` is `spin-path-match-user-id`).
-    fn param_headers(&self) -> impl Iterator<Item = (String, &str)> {
-        self.params.iter().map(|(name, value)| {
-            (
-                format!(
-                    "spin-path-match-{}",
-                    name.to_ascii_lowercase().replace('_', "-")
-                ),
-                value.as_str(),
-            )
-        })
-    }
-
     /// Inserts the Spin headers into `map`, replacing any the client sent under the same names.
     ///
     /// This runs on every request, so the fixed names are static rather than parsed.
@@ -137,12 +131,9 @@ impl RouteMatch<'_> {
                 map.insert(http::HeaderName::from_static(name), value);
             }
         }
-        for (name, value) in self.param_headers() {
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::try_from(name),
-                HeaderValue::from_str(value),
-            ) {
-                map.insert(name, value);
+        for (name, (_, value)) in self.param_headers.iter().zip(&self.params) {
+            if let (Some(name), Ok(value)) = (name, HeaderValue::from_str(value)) {
+                map.insert((*name).clone(), value);
             }
         }
     }
@@ -259,7 +250,10 @@ fn parse_route(component: &str, raw: &str) -> Result<Route, RouteError> {
         }
         match segment.strip_prefix(':') {
             Some("") => return Err(invalid("a ':' parameter needs a name")),
-            Some(name) => segments.push(Segment::Param(name.to_owned())),
+            Some(name) => segments.push(Segment::Param {
+                name: name.to_owned(),
+                header: param_header(name).ok(),
+            }),
             None => segments.push(Segment::Exact(segment.to_owned())),
         }
     }
@@ -270,6 +264,15 @@ fn parse_route(component: &str, raw: &str) -> Result<Route, RouteError> {
         segments,
         wildcard,
     })
+}
+
+/// The `spin-path-match-<name>` header of a `:name` capture, named as Spin names it (lower
+/// case, `_` as `-`: `:user_id` is `spin-path-match-user-id`).
+fn param_header(name: &str) -> Result<HeaderName, http::header::InvalidHeaderName> {
+    HeaderName::try_from(format!(
+        "spin-path-match-{}",
+        name.to_ascii_lowercase().replace('_', "-")
+    ))
 }
 
 /// True when `route` matches a path split into `parts` (no slashes; an empty part is an inner
@@ -286,22 +289,24 @@ fn matches(route: &Route, parts: &[&str]) -> bool {
         .zip(parts)
         .all(|(segment, part)| match segment {
             Segment::Exact(text) => text == part,
-            Segment::Param(_) => true,
+            Segment::Param { .. } => true,
         })
 }
 
 /// The match of `route`, which [`matches`] `parts` (the split `path`): its captures and the
 /// path after its wildcard.
 fn captures<'a>(route: &'a Route, path: &str, parts: &[&str]) -> RouteMatch<'a> {
-    let params = route
+    let (params, param_headers) = route
         .segments
         .iter()
         .zip(parts)
         .filter_map(|(segment, part)| match segment {
-            Segment::Param(name) => Some((name.as_str(), (*part).to_owned())),
+            Segment::Param { name, header } => {
+                Some(((name.as_str(), (*part).to_owned()), header.as_ref()))
+            }
             Segment::Exact(_) => None,
         })
-        .collect();
+        .unzip();
     let path_info = if route.wildcard {
         // Spin's `trailing_wildcard`: the rest of the trimmed path, with a `/` after it when
         // the request's path ended in one.
@@ -321,6 +326,7 @@ fn captures<'a>(route: &'a Route, path: &str, parts: &[&str]) -> RouteMatch<'a> 
         based_route: &route.based,
         path_info,
         params,
+        param_headers,
     }
 }
 

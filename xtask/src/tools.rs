@@ -51,11 +51,17 @@ pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// Where `program` is on PATH, if it is.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
 /// Whether `program` is on PATH.
 pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
+    which(program).is_some()
 }
 
 fn is_root() -> bool {
@@ -196,10 +202,8 @@ pub fn find_spin() -> anyhow::Result<Option<PathBuf>> {
         }
         return Ok(Some(path));
     }
-    if let Some(dir) = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).find(|d| d.join("spin").is_file()))
-    {
-        return Ok(Some(dir.join("spin")));
+    if let Some(spin) = which("spin") {
+        return Ok(Some(spin));
     }
     let archive = root().join(SHARED_SPIN);
     let unpacked = root().join("target/tools/spin");

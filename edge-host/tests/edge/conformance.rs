@@ -12,7 +12,7 @@ use sha2::Digest;
 use testkit::TestRedis;
 
 use crate::differences::INTENDED;
-use crate::support::{Runtime, TEST_SECRET, TestEdge, small_jpeg};
+use crate::support::{Runtime, TEST_SECRET, TestEdge, image_part, small_jpeg};
 
 /// The response headers a client relies on; the rest (`date`, `transfer-encoding`, …) are the
 /// transport's and may differ.
@@ -190,17 +190,11 @@ async fn run_sequence(edge: &TestEdge) -> Vec<(&'static str, Seen)> {
             Body::None => req,
             Body::Json(v) => req.json(&v),
             Body::Raw(content_type, bytes) => req.header("content-type", content_type).body(bytes),
-            Body::Image(seed, caption) => {
-                let part = reqwest::multipart::Part::bytes(small_jpeg(seed))
-                    .file_name("photo.jpg")
-                    .mime_str("image/jpeg")
-                    .expect("mime");
-                req.multipart(
-                    reqwest::multipart::Form::new()
-                        .part("image", part)
-                        .text("caption", caption),
-                )
-            }
+            Body::Image(seed, caption) => req.multipart(
+                reqwest::multipart::Form::new()
+                    .part("image", image_part(small_jpeg(seed)))
+                    .text("caption", caption),
+            ),
         };
         let resp = req
             .send()

@@ -21,7 +21,8 @@ use testkit::TestRedis;
 use rstest::rstest;
 
 use crate::support::{
-    Runtime, TestEdge, assert_problem, new_post, seed_posts, sign_in, small_jpeg, upload,
+    Runtime, TestEdge, assert_problem, image_part, new_post, seed_posts, sign_in, small_jpeg,
+    upload,
 };
 
 async fn get_json<T: serde::de::DeserializeOwned>(
@@ -215,13 +216,7 @@ async fn bad_uploads_get_the_contract_errors_and_store_nothing(#[case] rt: Runti
     assert_problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await;
     // One caption part at most, as one image part at most; a caption's control characters are
     // refused, not silently dropped.
-    let image_part = || {
-        reqwest::multipart::Part::bytes(small_jpeg(7))
-            .file_name("photo.jpg")
-            .mime_str("image/jpeg")
-            .expect("mime")
-    };
-    let mut two_captions = reqwest::multipart::Form::new().part("image", image_part());
+    let mut two_captions = reqwest::multipart::Form::new().part("image", image_part(small_jpeg(7)));
     for i in 0..3 {
         two_captions = two_captions.text("caption", format!("caption {i}"));
     }

@@ -366,11 +366,7 @@ pub async fn upload(
     image: Vec<u8>,
     caption: Option<&str>,
 ) -> reqwest::Response {
-    let part = reqwest::multipart::Part::bytes(image)
-        .file_name("photo.jpg")
-        .mime_str("image/jpeg")
-        .expect("mime");
-    let mut form = reqwest::multipart::Form::new().part("image", part);
+    let mut form = reqwest::multipart::Form::new().part("image", image_part(image));
     if let Some(caption) = caption {
         form = form.text("caption", caption.to_owned());
     }
@@ -381,6 +377,15 @@ pub async fn upload(
         .send()
         .await
         .expect("send upload")
+}
+
+/// `bytes` as the form's `image` part, named `photo.jpg` whatever they are (the edge sniffs
+/// the bytes and ignores the name and declared type).
+pub fn image_part(bytes: Vec<u8>) -> reqwest::multipart::Part {
+    reqwest::multipart::Part::bytes(bytes)
+        .file_name("photo.jpg")
+        .mime_str("image/jpeg")
+        .expect("mime")
 }
 
 /// A small JPEG, different for each `seed` (so each post has its own image id).
