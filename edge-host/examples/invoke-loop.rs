@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
-const SECRET: &str = "bench-secret";
+const SECRET: &str = "bench-only-session-secret-not-for-production";
 const CONFIG: &str = "/api/config";
 const LIKE: &str = "/api/posts/p_1/like";
 const IN_FLIGHT: u64 = 64;

@@ -140,6 +140,25 @@ impl App {
     }
 }
 
+/// Refuses to start a component whose `session_secret` variable would sign guessable tokens
+/// (under 32 bytes, or the published dev secret without `dev_mode=true`). The components refuse
+/// it too, per request, since Spin has no start-up hook; here it fails once, at start-up, with
+/// one line saying why.
+fn check_session_secret(id: &str, variables: &HashMap<String, String>) -> Result<(), AppError> {
+    let Some(secret) = variables.get("session_secret") else {
+        return Ok(());
+    };
+    let dev_mode = variables
+        .get("dev_mode")
+        .is_some_and(|v| v.trim() == "true");
+    likes_core::session::SessionSecret::parse(secret, dev_mode)
+        .map(drop)
+        .map_err(|e| AppError::Component {
+            component: id.to_owned(),
+            message: e.to_string(),
+        })
+}
+
 fn resolve_component(
     id: &str,
     component: &crate::manifest::Component,
@@ -171,6 +190,7 @@ fn resolve_component(
     }
     let source = base.join(component.source_path().map_err(fail)?);
     let variables = variables::resolve_component(id, &component.variables, app_values)?;
+    check_session_secret(id, &variables)?;
 
     let expanded = component
         .allowed_outbound_hosts
@@ -226,7 +246,7 @@ mod tests {
     #[test]
     fn loads_the_real_spin_toml() {
         let overrides = HashMap::from([
-            ("session_secret".to_owned(), "test-secret".to_owned()),
+            ("session_secret".to_owned(), SECRET.to_owned()),
             ("redis_host".to_owned(), "127.0.0.1:7777".to_owned()),
         ]);
         let app = App::load(&workspace_manifest(), &overrides).expect("loads");
@@ -238,7 +258,7 @@ mod tests {
                 .ends_with("target/wasm32-wasip2/component/likes.wasm")
         );
         assert_eq!(likes.variables["redis_address"], "redis://127.0.0.1:7777");
-        assert_eq!(likes.variables["session_secret"], "test-secret");
+        assert_eq!(likes.variables["session_secret"], SECRET);
         assert!(
             likes
                 .allowed_hosts
@@ -261,6 +281,27 @@ mod tests {
             app.router.route("/p/42").map(|m| m.component),
             Some("static-app")
         );
+    }
+
+    const SECRET: &str = "edge-host-unit-test-secret-32-bytes-or-more";
+
+    #[test]
+    fn a_weak_session_secret_is_a_startup_error() {
+        let load = |pairs: &[(&str, &str)]| {
+            let mut overrides: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            overrides.insert("redis_host".to_owned(), "127.0.0.1:7777".to_owned());
+            App::load(&workspace_manifest(), &overrides)
+        };
+        let err = load(&[("session_secret", "short")]).expect_err("5 bytes");
+        assert!(err.to_string().contains("at least 32"), "{err}");
+        let dev = likes_core::session::DEV_SECRET;
+        let err = load(&[("session_secret", dev)]).expect_err("dev secret");
+        assert!(err.to_string().contains("dev_mode=true"), "{err}");
+        assert!(load(&[("session_secret", dev), ("dev_mode", "true")]).is_ok());
+        assert!(load(&[("session_secret", SECRET)]).is_ok());
     }
 
     #[test]

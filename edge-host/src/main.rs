@@ -109,16 +109,6 @@ async fn main() -> anyhow::Result<()> {
         config.metrics = Some(handle);
     }
 
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let admin = match admin_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (admin)"))?,
-        ),
-        None => None,
-    };
+    let (listener, admin) = service_kit::bind_listeners(listen, admin_listen).await?;
     edge_host::run(listener, admin, config, service_kit::shutdown_signal()).await
 }

@@ -319,6 +319,10 @@ pub struct ClientConfig {
     /// (on in `cargo xtask up`, off by default elsewhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab_url: Option<String>,
+    /// The key a Socket.IO connection to the lab presents (`auth: { key }`); given only with
+    /// `lab_url`. Served without CORS, so only the app's own pages can read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab_key: Option<String>,
 }
 
 /// The Socket.IO contract between the realtime hub and its clients (namespace `/`).
@@ -343,6 +347,20 @@ pub mod realtime {
     pub struct LikesUpdated {
         pub post_id: PostId,
         pub likes: u64,
+    }
+
+    /// Payload of [`SUBSCRIBE`] and [`UNSUBSCRIBE`]: `{"posts": [ids]}`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PostsRequest {
+        pub posts: Vec<PostId>,
+    }
+
+    /// The posts of a [`PostsRequest`] payload, deduplicated in their first-seen order: what
+    /// the hub joins or leaves.
+    pub fn parse_posts(payload: serde_json::Value) -> Result<Vec<PostId>, serde_json::Error> {
+        let req: PostsRequest = serde_json::from_value(payload)?;
+        let mut seen = std::collections::HashSet::with_capacity(req.posts.len());
+        Ok(req.posts.into_iter().filter(|p| seen.insert(*p)).collect())
     }
 }
 

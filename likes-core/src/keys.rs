@@ -53,9 +53,10 @@ pub fn image_key(image_id: &str) -> String {
     format!("img:{image_id}")
 }
 
-/// The counter of one client's hits in one rate-limit window (see `lua/rate.lua`).
-pub fn rate_key(scope: &str, user: UserId) -> String {
-    format!("rate:{scope}:{}", user.get())
+/// The counter of one subject's hits in one rate-limit window (see `rate.rs`, `lua/rate.lua`).
+/// No hash tag: each counter is its own slot, touched alone.
+pub fn rate_key(scope: &str, subject: &crate::rate::Subject) -> String {
+    format!("rate:{scope}:{subject}")
 }
 
 /// The shard a post belongs to.

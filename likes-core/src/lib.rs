@@ -9,6 +9,7 @@ pub mod events;
 pub mod ids;
 pub mod keys;
 pub mod problem;
+pub mod rate;
 pub mod scripts;
 #[cfg(feature = "jwt")]
 pub mod session;

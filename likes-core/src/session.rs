@@ -1,4 +1,5 @@
-//! Session tokens: standard HS256 JWTs whose claims are `sub` (user id), `name`, `iat`, `exp`.
+//! Session tokens: standard HS256 JWTs whose claims are `sub` (user id), `name`, `iat`, `exp`
+//! (and `nbf`, honoured when present), signed with a [`SessionSecret`].
 //!
 //! HS256 is written here over RustCrypto's `hmac` and `sha2` rather than taken from
 //! `jsonwebtoken`: that crate's pure-Rust backend links RSA and ECDSA code we never call, which
@@ -19,6 +20,56 @@ pub const DEFAULT_TTL_SECS: u64 = 30 * 24 * 3600;
 /// `{"alg":"HS256","typ":"JWT"}`, the only header we issue.
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
+/// Fewest bytes a session secret may have: HS256's key is 256 bits, and a shorter secret is a
+/// password an attacker can guess offline from any one token.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The development secret the docs name. Anyone can read it here, so it is accepted only where
+/// the edge is told it is a dev run (the `dev_mode` variable); nowhere else can a token forged
+/// with it pass.
+pub const DEV_SECRET: &str = "likes-dev-only-secret-published-in-the-source";
+
+/// A session secret fit to sign tokens: at least [`MIN_SECRET_BYTES`], and not the published
+/// [`DEV_SECRET`] outside dev mode.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionSecret(String);
+
+/// Why a configured secret was refused; the message is one line an operator can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "session_secret is {len} bytes; it must be at least {MIN_SECRET_BYTES} (generate one with `openssl rand -base64 48`)"
+    )]
+    TooShort { len: usize },
+    #[error("session_secret is the published development secret, accepted only with dev_mode=true")]
+    PublicDevSecret,
+}
+
+impl SessionSecret {
+    /// Checks `raw` as configured; `dev_mode` allows [`DEV_SECRET`].
+    pub fn parse(raw: &str, dev_mode: bool) -> Result<Self, SecretError> {
+        if raw.len() < MIN_SECRET_BYTES {
+            return Err(SecretError::TooShort { len: raw.len() });
+        }
+        if raw == DEV_SECRET && !dev_mode {
+            return Err(SecretError::PublicDevSecret);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The HMAC key.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never in a log line.
+        f.write_str("SessionSecret(..)")
+    }
+}
+
 /// The claims of a session token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -26,6 +77,10 @@ pub struct Claims {
     pub name: String,
     pub iat: u64,
     pub exp: u64,
+    /// Not valid before (unix seconds). We never issue it, but a token that carries it is
+    /// refused until then, as RFC 7519 asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// Why a token was refused. Every variant is a 401; the message is safe to show.
@@ -39,11 +94,18 @@ pub enum TokenError {
     BadSignature,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token requires header extensions this server does not support")]
+    UnsupportedCritical,
 }
 
 #[derive(Deserialize)]
 struct JoseHeader {
     alg: String,
+    /// Extensions the verifier must understand (RFC 7515 §4.1.11); we understand none.
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
 }
 
 fn mac(secret: &[u8]) -> Hmac<Sha256> {
@@ -59,6 +121,7 @@ pub fn issue(secret: &[u8], user: UserId, name: &str, now: u64, ttl_secs: u64) -
         name: name.to_owned(),
         iat: now,
         exp: now.saturating_add(ttl_secs),
+        nbf: None,
     };
     // Serialising a struct of strings and integers cannot fail.
     sign(secret, &serde_json::to_vec(&claims).unwrap_or_default())
@@ -88,6 +151,9 @@ pub fn verify(secret: &[u8], token: &str, now: u64) -> Result<Claims, TokenError
     if header.alg != "HS256" {
         return Err(TokenError::Algorithm);
     }
+    if header.crit.is_some() {
+        return Err(TokenError::UnsupportedCritical);
+    }
     let signature = B64.decode(signature).map_err(|_| TokenError::Malformed)?;
     let mut m = mac(secret);
     m.update(&token.as_bytes()[..token.len() - token.rsplit('.').next().map_or(0, str::len) - 1]);
@@ -98,6 +164,9 @@ pub fn verify(secret: &[u8], token: &str, now: u64) -> Result<Claims, TokenError
             .map_err(|_| TokenError::Malformed)?;
     if claims.exp <= now {
         return Err(TokenError::Expired);
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now) {
+        return Err(TokenError::NotYetValid);
     }
     Ok(claims)
 }
@@ -171,6 +240,7 @@ mod tests {
             name: "bo".into(),
             iat: 5,
             exp: 500,
+            nbf: None,
         };
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -179,5 +249,58 @@ mod tests {
         )
         .expect("signed");
         assert_eq!(verify(KEY, &token, 10), Ok(claims));
+    }
+
+    /// An HS256 token with `header` (JSON) over `payload` (JSON), for headers we never write.
+    fn with_header(key: &[u8], header: &str, payload: &str) -> String {
+        let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
+        let mut m = mac(key);
+        m.update(input.as_bytes());
+        format!("{input}.{}", B64.encode(m.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn a_token_with_a_crit_header_is_refused() {
+        let claims = r#"{"sub":"u_42","name":"ann","iat":1000,"exp":2000}"#;
+        let plain = with_header(KEY, HEADER, claims);
+        assert!(verify(KEY, &plain, 1_001).is_ok());
+        let crit = with_header(KEY, r#"{"alg":"HS256","typ":"JWT","crit":["exp"]}"#, claims);
+        assert_eq!(
+            verify(KEY, &crit, 1_001),
+            Err(TokenError::UnsupportedCritical)
+        );
+    }
+
+    #[test]
+    fn nbf_is_honoured() {
+        let token = sign(
+            KEY,
+            br#"{"sub":"u_42","name":"ann","iat":1000,"exp":2000,"nbf":1500}"#,
+        );
+        assert_eq!(verify(KEY, &token, 1_499), Err(TokenError::NotYetValid));
+        assert_eq!(verify(KEY, &token, 1_500).map(|c| c.nbf), Ok(Some(1_500)));
+    }
+
+    #[test]
+    fn secrets_shorter_than_32_bytes_and_the_dev_secret_outside_dev_mode_are_refused() {
+        assert_eq!(
+            SessionSecret::parse("", false),
+            Err(SecretError::TooShort { len: 0 })
+        );
+        assert_eq!(
+            SessionSecret::parse(&"x".repeat(31), false),
+            Err(SecretError::TooShort { len: 31 })
+        );
+        assert!(SessionSecret::parse(&"x".repeat(32), false).is_ok());
+        assert!(DEV_SECRET.len() >= MIN_SECRET_BYTES);
+        assert_eq!(
+            SessionSecret::parse(DEV_SECRET, false),
+            Err(SecretError::PublicDevSecret)
+        );
+        assert!(SessionSecret::parse(DEV_SECRET, true).is_ok());
+        assert_eq!(
+            format!("{:?}", SessionSecret::parse(DEV_SECRET, true)),
+            "Ok(SessionSecret(..))"
+        );
     }
 }

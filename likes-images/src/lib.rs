@@ -11,14 +11,17 @@
 //!    422) before a single pixel is decoded, so a 30000×30000 PNG of a few KB costs nothing.
 //! 3. **Decode with `image::Limits`** (dimensions and an allocation budget), so a decompression
 //!    bomb that slips past the header check still fails fast with bounded memory.
-//! 4. **Resize** to `full` (longest side ≤ [`FULL_MAX_SIDE`]) and `thumb` (≤ [`THUMB_MAX_SIDE`])
-//!    with a Lanczos3 filter, never upscaling; transparency is flattened onto white.
+//! 4. **Flatten** transparency onto white, in place, then **resize** to `full` (longest side ≤
+//!    [`FULL_MAX_SIDE`]) and `thumb` (≤ [`THUMB_MAX_SIDE`]) with a Lanczos3 filter, never
+//!    upscaling.
 //! 5. **Apply the EXIF orientation** (to the small variants: rotation and scaling commute, and
 //!    rotating 1 MP is far cheaper than rotating 12 MP).
 //! 6. **Re-encode as JPEG**, which drops every piece of metadata (EXIF with GPS, XMP, IPTC, ICC):
 //!    the encoder only writes what we give it, and we give it pixels.
 //! 7. **Hash** each variant's bytes (SHA-256, hex); the image id is the `full` variant's hash.
 
+#[cfg(feature = "form")]
+pub mod form;
 #[cfg(feature = "samples")]
 pub mod samples;
 
@@ -48,9 +51,12 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Longest width or height in pixels. Contract default: 16,384.
     pub max_side: u32,
-    /// Most bytes the decoder may allocate for the decoded image and its working buffers.
-    /// Default 256 MiB: a 50 MP RGBA image is 200 MB, so every image within the pixel limit fits
-    /// (16-bit-per-channel images of that size do not, and fail as [`ImageError::MemoryLimit`]).
+    /// Most bytes the decoded image may take, with its conversion to 8-bit RGB(A) and the
+    /// decoder's working buffers; checked from the header, see [`decode_bytes`]. Default 256 MiB:
+    /// every 8-bit gray, RGB or RGBA image within the pixel limit fits (50 MP RGBA is 200 MB,
+    /// flattened in place); gray with alpha fits up to 44 MP, and 16-bit-per-channel images up
+    /// to 50 MP (gray), 33 MP (gray + alpha), 29 MP (RGB) or 22 MP (RGBA). Beyond,
+    /// [`ImageError::MemoryLimit`] (422), before any pixel is decoded.
     pub max_alloc: u64,
 }
 
@@ -172,9 +178,10 @@ pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, ImageError> {
     let (width, height) = decoder.dimensions();
     check_dimensions(width, height, limits)?;
 
-    // The decoded buffer is the big allocation: refuse it up front, then hand the decoder only
-    // what is left of the budget for its own working memory.
-    let total = decoder.total_bytes();
+    // The decoded buffer (and its 8-bit copy, when one is needed) is the big allocation: refuse
+    // it up front, then hand the decoder only what is left of the budget for its own working
+    // memory.
+    let total = decode_bytes(decoder.color_type(), width, height);
     if total > limits.max_alloc {
         return Err(ImageError::MemoryLimit);
     }
@@ -199,6 +206,21 @@ pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, ImageError> {
         full: full.encode(orientation)?,
         thumb: thumb.encode(orientation)?,
     })
+}
+
+/// The bytes the decoded pixels of a `width`×`height` image in `color` take on their way to the
+/// 8-bit RGB the resizer gets: the decoder's buffer, plus the 8-bit RGB(A) copy the conversion
+/// makes unless the decoder's layout already is 8-bit RGB or RGBA (those are used in place).
+pub fn decode_bytes(color: image::ColorType, width: u32, height: u32) -> u64 {
+    use image::ColorType;
+    let pixels = u64::from(width) * u64::from(height);
+    let decoded = pixels * u64::from(color.bytes_per_pixel());
+    let copy = match color {
+        ColorType::Rgb8 | ColorType::Rgba8 => 0,
+        c if c.has_alpha() => pixels * 4,
+        _ => pixels * 3,
+    };
+    decoded + copy
 }
 
 /// The format from the magic bytes alone; accepted formats pass, others are sorted into 415/422.
@@ -269,38 +291,32 @@ fn fit(width: u32, height: u32, max_side: u32) -> (u32, u32) {
     (scale(width), scale(height))
 }
 
-/// 8-bit pixels in the layout `fast_image_resize` wants: RGB, or RGBA (straight alpha) when the
-/// source has transparency, so edges are resized with premultiplied alpha and do not darken.
+/// 8-bit RGB pixels, transparency already flattened onto white. Compositing is linear, so
+/// flattening before the (linear) resize gives what resizing with premultiplied alpha and then
+/// flattening would, without the resizer's premultiplied copy of the whole source (another
+/// 200 MB at 50 MP, which took a 50 MP RGBA upload over the instance's memory).
 struct Pixels {
     width: u32,
     height: u32,
-    alpha: bool,
     data: Vec<u8>,
 }
 
 impl Pixels {
     fn from_image(image: DynamicImage) -> Self {
         let (width, height) = (image.width(), image.height());
-        let alpha = image.color().has_alpha();
-        // `into_rgb8` on an RGB8 image (every JPEG) moves the buffer instead of copying it.
-        let data = if alpha {
-            image.into_rgba8().into_raw()
+        // `into_rgb8`/`into_rgba8` on an image already in that layout (every JPEG, most PNGs)
+        // move the buffer instead of copying it.
+        let data = if image.color().has_alpha() {
+            let mut rgba = image.into_rgba8().into_raw();
+            flatten_on_white(&mut rgba);
+            rgba
         } else {
             image.into_rgb8().into_raw()
         };
         Self {
             width,
             height,
-            alpha,
             data,
-        }
-    }
-
-    fn pixel_type(&self) -> fir::PixelType {
-        if self.alpha {
-            fir::PixelType::U8x4
-        } else {
-            fir::PixelType::U8x3
         }
     }
 
@@ -315,15 +331,14 @@ impl Pixels {
             return Ok(Pixels {
                 width,
                 height,
-                alpha: self.alpha,
                 data: self.data.clone(),
             });
         }
         let internal = |e: &dyn std::fmt::Display| ImageError::Encode(format!("resize: {e}"));
         let src =
-            fir::images::ImageRef::new(self.width, self.height, &self.data, self.pixel_type())
+            fir::images::ImageRef::new(self.width, self.height, &self.data, fir::PixelType::U8x3)
                 .map_err(|e| internal(&e))?;
-        let mut dst = fir::images::Image::new(width, height, self.pixel_type());
+        let mut dst = fir::images::Image::new(width, height, fir::PixelType::U8x3);
         let options = fir::ResizeOptions::new()
             .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3));
         resizer
@@ -332,20 +347,14 @@ impl Pixels {
         Ok(Pixels {
             width,
             height,
-            alpha: self.alpha,
             data: dst.into_vec(),
         })
     }
 
-    /// Flattens onto white, applies the orientation and encodes a metadata-free JPEG.
+    /// Applies the orientation and encodes a metadata-free JPEG.
     fn encode(self, orientation: Orientation) -> Result<Variant, ImageError> {
         let internal = |what: &str| ImageError::Encode(what.to_owned());
-        let rgb = if self.alpha {
-            flatten_on_white(&self.data)
-        } else {
-            self.data
-        };
-        let buffer = image::RgbImage::from_raw(self.width, self.height, rgb)
+        let buffer = image::RgbImage::from_raw(self.width, self.height, self.data)
             .ok_or_else(|| internal("pixel buffer has the wrong length"))?;
         let mut image = DynamicImage::ImageRgb8(buffer);
         image.apply_orientation(orientation);
@@ -366,17 +375,21 @@ impl Pixels {
 }
 
 /// RGBA (straight alpha) → RGB composited over white, as a browser shows a transparent PNG on a
-/// white page. JPEG has no alpha; dropping it instead would turn transparent areas black.
-fn flatten_on_white(rgba: &[u8]) -> Vec<u8> {
-    let mut rgb = Vec::with_capacity(rgba.len() / 4 * 3);
-    for px in rgba.chunks_exact(4) {
-        let alpha = u32::from(px[3]);
-        for &channel in &px[..3] {
-            let blended = (u32::from(channel) * alpha + 255 * (255 - alpha) + 127) / 255;
-            rgb.push(u8::try_from(blended).unwrap_or(u8::MAX));
+/// white page, in place: the buffer ends up `len / 4 * 3` long, with no second allocation. JPEG
+/// has no alpha; dropping it instead would turn transparent areas black.
+fn flatten_on_white(buf: &mut Vec<u8>) {
+    let pixels = buf.len() / 4;
+    for i in 0..pixels {
+        // Pixel i is read from 4i before 3i..3i+3 is written, and 3i+2 < 4i+3, so no later
+        // pixel's bytes are overwritten before they are read.
+        let alpha = u32::from(buf[4 * i + 3]);
+        for c in 0..3 {
+            let channel = u32::from(buf[4 * i + c]);
+            let blended = (channel * alpha + 255 * (255 - alpha) + 127) / 255;
+            buf[3 * i + c] = u8::try_from(blended).unwrap_or(u8::MAX);
         }
     }
-    rgb
+    buf.truncate(pixels * 3);
 }
 
 /// Hex SHA-256 of `bytes`, truncated to [`HASH_HEX_LEN`] characters.
@@ -420,10 +433,32 @@ mod tests {
     }
 
     #[test]
-    fn flattening_blends_onto_white() {
-        assert_eq!(flatten_on_white(&[0, 0, 0, 0]), vec![255, 255, 255]);
-        assert_eq!(flatten_on_white(&[10, 20, 30, 255]), vec![10, 20, 30]);
-        assert_eq!(flatten_on_white(&[0, 0, 0, 128]), vec![127, 127, 127]);
+    fn flattening_blends_onto_white_in_place() {
+        let mut buf = vec![0, 0, 0, 0, 10, 20, 30, 255, 0, 0, 0, 128];
+        let before = buf.as_ptr();
+        flatten_on_white(&mut buf);
+        assert_eq!(buf, vec![255, 255, 255, 10, 20, 30, 127, 127, 127]);
+        assert_eq!(buf.as_ptr(), before, "no second buffer");
+    }
+
+    #[test]
+    fn the_decode_budget_counts_the_8_bit_copy_only_where_one_is_made() {
+        use image::ColorType;
+        let mp50 = (7_071, 7_071);
+        assert_eq!(
+            decode_bytes(ColorType::Rgba8, mp50.0, mp50.1),
+            7_071 * 7_071 * 4
+        );
+        assert_eq!(decode_bytes(ColorType::Rgb8, 10, 10), 300);
+        assert_eq!(decode_bytes(ColorType::L8, 10, 10), 100 + 300);
+        assert_eq!(decode_bytes(ColorType::La8, 10, 10), 200 + 400);
+        assert_eq!(decode_bytes(ColorType::Rgba16, 10, 10), 800 + 400);
+        // Every 8-bit gray, RGB or RGBA image within 50 MP fits the default budget.
+        let budget = Limits::default().max_alloc;
+        for color in [ColorType::L8, ColorType::Rgb8, ColorType::Rgba8] {
+            assert!(decode_bytes(color, mp50.0, mp50.1) <= budget, "{color:?}");
+        }
+        assert!(decode_bytes(ColorType::Rgba16, mp50.0, mp50.1) > budget);
     }
 
     #[test]

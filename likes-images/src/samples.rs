@@ -116,11 +116,18 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 /// A PNG whose IHDR claims `width`×`height` RGB8 with a tiny (empty, valid zlib) IDAT: the shape
 /// of a decompression bomb, minus the payload.
 pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    png_claiming_layout(width, height, 8, 2)
+}
+
+/// [`png_claiming`] with the IHDR's `bit_depth` and `color_type` (0 gray, 2 RGB, 4 gray + alpha,
+/// 6 RGBA).
+pub fn png_claiming_layout(width: u32, height: u32, bit_depth: u8, color_type: u8) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&width.to_be_bytes());
     ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit, RGB, deflate, adaptive filter, no interlace
+    // Deflate, adaptive filter, no interlace.
+    ihdr.extend_from_slice(&[bit_depth, color_type, 0, 0, 0]);
     png_chunk(&mut out, b"IHDR", &ihdr);
     // zlib header, one final stored block of length 0, Adler-32 of nothing.
     png_chunk(
@@ -155,4 +162,43 @@ pub fn tiny_bmp() -> Vec<u8> {
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&pixels);
     out
+}
+
+/// A global allocator that counts the bytes live and their peak, for tests that bound the
+/// pipeline's memory. A test binary installs it with
+/// `#[global_allocator] static A: Counting = Counting;` and measures with [`peak_during`]; keep
+/// one test per such binary, so no other test allocates concurrently.
+pub struct Counting;
+
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[allow(
+    unsafe_code,
+    reason = "a GlobalAlloc impl is unsafe by definition; it only forwards"
+)]
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = LIVE.fetch_add(layout.size(), SeqCst) + layout.size();
+        PEAK.fetch_max(now, SeqCst);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+/// Runs `f` and returns its result with the peak of bytes live above the start, as counted by
+/// [`Counting`] (zero when that allocator is not installed).
+pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let base = LIVE.load(SeqCst);
+    PEAK.store(base, SeqCst);
+    let out = f();
+    (out, PEAK.load(SeqCst) - base)
 }

@@ -17,7 +17,7 @@ use likes_load::edge::{Edge, Outcome};
 use likes_load::{Config, NoProgress, Popularity, Status, verdict};
 use testkit::{TestPostgres, TestRedis, free_port, workspace_root};
 
-const SECRET: &str = "load-test-secret";
+const SECRET: &str = "likes-load-test-secret-not-for-production";
 
 /// A child process killed on drop.
 struct Proc(Child);
@@ -98,7 +98,10 @@ async fn system() -> System {
             .args(["--manifest", "spin.toml"])
             .args(["--listen", &format!("127.0.0.1:{edge_port}")])
             .args(["--variable", &format!("redis_host={}", redis.host())])
-            .args(["--variable", &format!("session_secret={SECRET}")]),
+            .args(["--variable", &format!("session_secret={SECRET}")])
+            // A load test is thousands of users from one address, liking as fast as they can.
+            .args(["--variable", "likes_per_minute=0"])
+            .args(["--variable", "sessions_per_minute=0"]),
     );
     let s = System {
         edge: format!("http://127.0.0.1:{edge_port}"),

@@ -1,5 +1,5 @@
-//! Socket.IO handlers of namespace `/`: `lab:start` and `lab:stop` with acks, and the current
-//! state for every socket that connects.
+//! Socket.IO handlers of namespace `/`: the lab key check every connection passes first,
+//! `lab:start` and `lab:stop` with acks, and the current state for every socket that connects.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,6 +10,37 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use crate::lab::{Lab, LabError};
+
+/// Why a connection was refused; its text is the `connect_error` message the client gets.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "this load lab needs its key: connect with auth {{ key }} (the app's own pages get it from \
+     its /api/config)"
+)]
+pub struct KeyRefused;
+
+/// The first connect middleware: the connection's auth payload must be `{"key": <the lab's
+/// key>}`. Without it the socket never joins the namespace, so it gets no state, no
+/// broadcasts and no event handlers (a refused socket's `lab:start` goes nowhere).
+pub async fn authenticate(
+    State(lab): State<Arc<Lab>>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), KeyRefused> {
+    let given = auth.ok();
+    let key = given
+        .as_ref()
+        .and_then(|a| a.get("key"))
+        .and_then(Value::as_str);
+    if key.is_some_and(|k| lab.config().key.matches(k)) {
+        Ok(())
+    } else {
+        tracing::info!(
+            key_given = key.is_some(),
+            "lab connection without its key refused"
+        );
+        Err(KeyRefused)
+    }
+}
 
 /// The connect handler (runs after the client got its connect packet): the lab's state, so a
 /// page that opens mid-run draws what happened so far.

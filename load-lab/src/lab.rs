@@ -14,7 +14,7 @@ use socketioxide::SocketIo;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, TICKS_KEPT};
+use crate::config::{Config, Limits, TICKS_KEPT};
 
 /// Setup and drain events come as fast as users are made; pages need a few a second.
 const SETUP_EVENT_INTERVAL: Duration = Duration::from_millis(250);
@@ -31,9 +31,57 @@ pub enum LabError {
     #[error("{0}")]
     Invalid(String),
     #[error(
-        "{users} users is more than this lab allows ({max}); start it with a larger --max-users"
+        "{value} {} is more than this lab allows ({max}); start it with a larger {}",
+        cap.unit(),
+        cap.flag()
     )]
-    TooManyUsers { users: u64, max: u64 },
+    OverCap {
+        cap: Cap,
+        value: String,
+        max: String,
+    },
+}
+
+/// Which of the lab's [`Limits`] a request went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    Users,
+    Posts,
+    Rate,
+    Sockets,
+    Duration,
+}
+
+impl Cap {
+    fn unit(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Posts => "posts",
+            Self::Rate => "requests per second",
+            Self::Sockets => "sockets",
+            Self::Duration => "seconds of load (ramp_secs + duration_secs)",
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Self::Users => "--max-users",
+            Self::Posts => "--max-posts",
+            Self::Rate => "--max-rate",
+            Self::Sockets => "--max-sockets",
+            Self::Duration => "--max-duration-secs",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Users => "Too many users",
+            Self::Posts => "Too many posts",
+            Self::Rate => "Rate too high",
+            Self::Sockets => "Too many sockets",
+            Self::Duration => "Run too long",
+        }
+    }
 }
 
 impl LabError {
@@ -43,7 +91,7 @@ impl LabError {
             Self::Busy => "Run in progress",
             Self::Idle => "Nothing to stop",
             Self::Invalid(_) => "Invalid settings",
-            Self::TooManyUsers { .. } => "Too many users",
+            Self::OverCap { cap, .. } => cap.title(),
         }
     }
 
@@ -56,22 +104,57 @@ impl LabError {
     }
 }
 
+/// A float as an error message shows it: `1e300`, not three hundred zeros.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+struct Figure(f64);
+
+impl std::fmt::Display for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.abs() >= 1e9 {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+/// Refuses `value` when it is above the cap's `max`.
+fn over<T: PartialOrd + ToString>(cap: Cap, value: T, max: T) -> Result<(), LabError> {
+    if value > max {
+        return Err(LabError::OverCap {
+            cap,
+            value: value.to_string(),
+            max: max.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Parses a wire name (`10k`, `zipf`) with the generator's own serde names.
 fn by_name<T: DeserializeOwned>(name: &str, what: &str, choices: &str) -> Result<T, LabError> {
     serde_json::from_value(serde_json::Value::String(name.to_owned()))
         .map_err(|_| LabError::Invalid(format!("unknown {what} {name:?}; use {choices}")))
 }
 
-fn secs(value: f64, what: &str) -> Result<Duration, LabError> {
+/// A request's seconds: finite and 0 or more, and no more than the lab's longest load phase
+/// (checked before converting, so `1e300` is "too long", not "not a number").
+fn secs(value: f64, what: &str, max: Duration) -> Result<Duration, LabError> {
+    if !(value.is_finite() && value >= 0.0) {
+        return Err(LabError::Invalid(format!(
+            "{what} must be a number of seconds, 0 or more"
+        )));
+    }
+    over(Cap::Duration, Figure(value), Figure(max.as_secs_f64()))?;
     Duration::try_from_secs_f64(value)
         .map_err(|_| LabError::Invalid(format!("{what} must be a number of seconds, 0 or more")))
 }
 
-/// The run a request asks for: the lab's target, then the preset, then explicit settings.
+/// The run a request asks for: the lab's target, then the preset, then explicit settings;
+/// refused when it is malformed or larger than `limits` (nothing starts then).
 pub fn plan(
     target: &likes_load::Config,
     req: &StartRequest,
-    max_users: u64,
+    limits: &Limits,
 ) -> Result<likes_load::Config, LabError> {
     let mut c = target.clone();
     if let Some(p) = &req.preset {
@@ -90,28 +173,33 @@ pub fn plan(
         c.sockets = v;
     }
     if let Some(v) = req.duration_secs {
-        c.duration = secs(v, "duration_secs")?;
+        c.duration = secs(v, "duration_secs", limits.max_duration)?;
     }
     if let Some(v) = req.ramp_secs {
-        c.ramp = secs(v, "ramp_secs")?;
+        c.ramp = secs(v, "ramp_secs", limits.max_duration)?;
     }
     if let Some(p) = &req.popularity {
         c.popularity = by_name::<Popularity>(p, "popularity", "uniform, zipf or viral")?;
     }
+    c.validate().map_err(LabError::Invalid)?;
+    over(Cap::Users, c.users, limits.max_users)?;
+    over(Cap::Posts, c.posts, limits.max_posts)?;
+    over(Cap::Rate, Figure(c.rate), Figure(limits.max_rate))?;
+    // Checked as asked, before a lab without a hub drops the sockets.
+    over(Cap::Sockets, c.sockets, limits.max_sockets)?;
+    // Each part is at most the cap, so the sum cannot overflow a `Duration`.
+    over(
+        Cap::Duration,
+        Figure(c.ramp.as_secs_f64() + c.duration.as_secs_f64()),
+        Figure(limits.max_duration.as_secs_f64()),
+    )?;
     if c.hub.is_none() {
         c.sockets = 0;
     }
-    c.validate().map_err(LabError::Invalid)?;
     if c.load_time().is_zero() {
         return Err(LabError::Invalid(
             "duration_secs must be more than 0".into(),
         ));
-    }
-    if c.users > max_users {
-        return Err(LabError::TooManyUsers {
-            users: c.users,
-            max: max_users,
-        });
     }
     Ok(c)
 }
@@ -235,7 +323,7 @@ impl Lab {
             phase: inner.phase.clone(),
             ticks: inner.ticks.iter().cloned().collect(),
             last: inner.last.clone(),
-            max_users: self.config.max_users,
+            max_users: self.config.limits.max_users,
         }
     }
 
@@ -245,7 +333,7 @@ impl Lab {
         if !self.config.enabled {
             return Err(LabError::Disabled);
         }
-        let config = plan(&self.config.target, req, self.config.max_users)?;
+        let config = plan(&self.config.target, req, &self.config.limits)?;
         let info = run_info(&config);
         let mut inner = self.lock();
         if inner.stop.is_some() {
@@ -410,7 +498,7 @@ mod tests {
             popularity: Some("viral".into()),
             ..StartRequest::default()
         };
-        let c = plan(&target(), &req, 1_000_000).expect("valid");
+        let c = plan(&target(), &req, &Limits::default()).expect("valid");
         assert_eq!((c.users, c.rate), (100_000, 50.0));
         assert_eq!(c.duration, Duration::from_secs(3));
         assert_eq!(c.popularity, Popularity::Viral);
@@ -460,11 +548,196 @@ mod tests {
                 "Too many users",
             ),
         ];
+        let limits = Limits {
+            max_users: 200_000,
+            ..Limits::default()
+        };
         for (req, title) in cases {
-            let err = plan(&target(), &req, 200_000).expect_err("refused");
+            let err = plan(&target(), &req, &limits).expect_err("refused");
             let body = err.body();
             assert_eq!(body.title, title, "{req:?}");
             assert!(!body.detail.is_empty());
+        }
+    }
+
+    fn small_limits() -> Limits {
+        Limits {
+            max_users: 1_000,
+            max_posts: 50,
+            max_rate: 100.0,
+            max_sockets: 10,
+            max_duration: Duration::from_secs(60),
+        }
+    }
+
+    /// A request within [`small_limits`]; each case below changes one setting.
+    fn within() -> StartRequest {
+        StartRequest {
+            users: Some(1_000),
+            posts: Some(50),
+            rate: Some(100.0),
+            sockets: Some(10),
+            duration_secs: Some(50.0),
+            ramp_secs: Some(10.0),
+            ..StartRequest::default()
+        }
+    }
+
+    #[test]
+    fn a_request_at_every_cap_is_allowed() {
+        let c = plan(&target(), &within(), &small_limits()).expect("at the caps");
+        assert_eq!((c.users, c.posts, c.rate), (1_000, 50, 100.0));
+        assert_eq!(c.load_time(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn each_cap_refuses_a_larger_run_and_names_its_flag() {
+        let cases: [(StartRequest, &str, &str); 9] = [
+            (
+                StartRequest {
+                    users: Some(1_001),
+                    ..within()
+                },
+                "Too many users",
+                "--max-users",
+            ),
+            (
+                StartRequest {
+                    users: Some(u64::MAX),
+                    ..within()
+                },
+                "Too many users",
+                "--max-users",
+            ),
+            (
+                StartRequest {
+                    posts: Some(u32::MAX),
+                    ..within()
+                },
+                "Too many posts",
+                "--max-posts",
+            ),
+            (
+                StartRequest {
+                    rate: Some(1e300),
+                    ..within()
+                },
+                "Rate too high",
+                "--max-rate",
+            ),
+            (
+                StartRequest {
+                    sockets: Some(u64::MAX),
+                    ..within()
+                },
+                "Too many sockets",
+                "--max-sockets",
+            ),
+            (
+                StartRequest {
+                    duration_secs: Some(1e15),
+                    ..within()
+                },
+                "Run too long",
+                "--max-duration-secs",
+            ),
+            (
+                StartRequest {
+                    ramp_secs: Some(1e300),
+                    ..within()
+                },
+                "Run too long",
+                "--max-duration-secs",
+            ),
+            // Each part fits; together they do not.
+            (
+                StartRequest {
+                    duration_secs: Some(51.0),
+                    ..within()
+                },
+                "Run too long",
+                "--max-duration-secs",
+            ),
+            (
+                StartRequest {
+                    preset: Some("10k".into()),
+                    ..StartRequest::default()
+                },
+                "Too many users",
+                "--max-users",
+            ),
+        ];
+        for (req, title, flag) in cases {
+            let body = plan(&target(), &req, &small_limits())
+                .expect_err("over a cap")
+                .body();
+            assert_eq!(body.title, title, "{req:?}");
+            assert!(body.detail.contains(flag), "{}", body.detail);
+            assert!(body.detail.len() < 200, "a short detail: {}", body.detail);
+        }
+    }
+
+    #[test]
+    fn huge_durations_are_refused_before_they_can_overflow() {
+        // Both fit in a `Duration`; their sum would not (and `Duration + Duration` panics).
+        let req = StartRequest {
+            duration_secs: Some(1e19),
+            ramp_secs: Some(1e19),
+            ..within()
+        };
+        let limits = Limits {
+            max_duration: Duration::MAX,
+            ..small_limits()
+        };
+        assert_eq!(
+            plan(&target(), &req, &limits)
+                .expect_err("too long")
+                .body()
+                .title,
+            "Run too long"
+        );
+    }
+
+    #[test]
+    fn negative_or_non_finite_numbers_are_invalid_not_over_a_cap() {
+        for req in [
+            StartRequest {
+                rate: Some(-5.0),
+                ..within()
+            },
+            StartRequest {
+                rate: Some(f64::INFINITY),
+                ..within()
+            },
+            StartRequest {
+                rate: Some(f64::NAN),
+                ..within()
+            },
+            StartRequest {
+                duration_secs: Some(-1.0),
+                ..within()
+            },
+            StartRequest {
+                ramp_secs: Some(f64::NEG_INFINITY),
+                ..within()
+            },
+            StartRequest {
+                duration_secs: Some(f64::INFINITY),
+                ..within()
+            },
+            StartRequest {
+                users: Some(0),
+                ..within()
+            },
+        ] {
+            assert_eq!(
+                plan(&target(), &req, &small_limits())
+                    .expect_err("invalid")
+                    .body()
+                    .title,
+                "Invalid settings",
+                "{req:?}"
+            );
         }
     }
 

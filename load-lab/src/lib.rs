@@ -4,48 +4,75 @@
 //! generator itself ([`likes_load::run`]), one at a time, and only when the server was
 //! started with the lab enabled.
 //!
-//! - [`lab`]: the one-run-at-a-time state, planning a run from a request, broadcasting.
-//! - [`handlers`]: the Socket.IO events and their acks.
-//! - [`config`]: what the lab targets and its caps.
+//! Only the app's own pages may drive it: every request's `Origin` must be an allowed one
+//! ([`origin`]), and every Socket.IO connection must present the per-process lab key
+//! ([`handlers::authenticate`]), which the app reads from the edge's same-origin
+//! `/api/config`. A run larger than the lab's [`config::Limits`] is refused.
+//!
+//! - [`lab`]: the one-run-at-a-time state, planning and capping a run, broadcasting.
+//! - [`handlers`]: the key check, the Socket.IO events and their acks.
+//! - [`origin`]: the `Origin` check in front of Socket.IO, and CORS for the same origins.
+//! - [`config`]: what the lab targets, its caps and its key.
 
 pub mod config;
 pub mod handlers;
 pub mod lab;
+pub mod origin;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::{HeaderValue, Method, header};
 use axum::routing::get;
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 use lab::Lab;
+use origin::AllowedOrigins;
 
 /// Serves Socket.IO (`/socket.io/`) and `/healthz` on `listener` until `shutdown` resolves;
 /// then stops a running run (waiting for its verdict up to the grace period), disconnects
-/// every socket and returns.
+/// every socket and returns. Refuses to start with invalid origins or limits.
 pub async fn run(
     listener: tokio::net::TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let cors = cors_layer(&config.cors_origins)?;
+    let origins = Arc::new(AllowedOrigins::parse(&config.allowed_origins)?);
+    if origins.any() {
+        tracing::warn!(
+            "--allowed-origin *: pages on any site may connect (the key still guards runs)"
+        );
+    }
+    config
+        .limits
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid lab limits")?;
     let enabled = config.enabled;
     let lab = Arc::new(Lab::new(config));
     let (layer, io) = SocketIo::builder()
         .with_state(Arc::clone(&lab))
         .build_layer();
-    io.ns("/", handlers::on_connect.with(handlers::register));
+    // The last `with` runs first: no handler is registered for a socket without the key.
+    io.ns(
+        "/",
+        handlers::on_connect
+            .with(handlers::register)
+            .with(handlers::authenticate),
+    );
 
+    // Outermost first on the way in: the origin check, then CORS, then Socket.IO.
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(layer)
-        .layer(cors);
+        .layer(origins.cors_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&origins),
+            origin::check,
+        ));
 
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, enabled, "load lab listening");
@@ -65,25 +92,4 @@ pub async fn run(
         .context("serving the load lab")?;
     tracing::info!("load lab stopped");
     Ok(())
-}
-
-/// The CORS policy for the configured origins (Socket.IO long-polling needs it; WebSocket
-/// does not).
-fn cors_layer(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let allow = if origins.iter().any(|o| o.trim() == "*") {
-        AllowOrigin::any()
-    } else {
-        let values = origins
-            .iter()
-            .map(|o| {
-                HeaderValue::from_str(o.trim())
-                    .with_context(|| format!("invalid CORS origin {o:?}"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        AllowOrigin::list(values)
-    };
-    Ok(CorsLayer::new()
-        .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE]))
 }

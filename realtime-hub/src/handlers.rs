@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use likes_core::PostId;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
@@ -51,20 +50,11 @@ impl RequestError {
     }
 }
 
-/// `{"posts": [ids]}`, the payload of both client events.
-#[derive(Debug, Deserialize)]
-struct PostsRequest {
-    posts: Vec<PostId>,
-}
-
-/// Decodes a request's posts, deduplicated in their first-seen order.
+/// Decodes a request's posts (`{"posts": [ids]}`), deduplicated in their first-seen order.
 fn parse_posts(data: Result<Value, impl std::fmt::Display>) -> Result<Vec<PostId>, RequestError> {
     let value = data.map_err(|e| RequestError::Malformed(format!("unreadable payload: {e}")))?;
-    let req: PostsRequest = serde_json::from_value(value).map_err(|e| {
-        RequestError::Malformed(format!("expected {{\"posts\": [\"p_1\", …]}}: {e}"))
-    })?;
-    let mut seen = HashSet::with_capacity(req.posts.len());
-    Ok(req.posts.into_iter().filter(|p| seen.insert(*p)).collect())
+    realtime::parse_posts(value)
+        .map_err(|e| RequestError::Malformed(format!("expected {{\"posts\": [\"p_1\", …]}}: {e}")))
 }
 
 /// The connect handler: runs after the client already got its connect packet.

@@ -4,7 +4,8 @@
 //!   resyncing room counts after each reconnect.
 //! - [`emitter`] + [`coalesce`]: per-post coalescing into `likes:updated` room emits.
 //! - [`handlers`]: `subscribe`/`unsubscribe` with acks carrying current counts.
-//! - [`metrics`]: Prometheus text at `/metrics`; `/healthz` on the same listener.
+//! - [`metrics`]: Prometheus text at `/metrics` on the admin listener only, so nothing on the
+//!   public Socket.IO port tells a stranger how busy the hub is; `/healthz` on both.
 //! - [`serve`]: the HTTP/1.1 accept loop, tuned so an idle socket holds no request buffer.
 //!
 //! Every hub subscribes to Redis on its own, so N hubs behind any load balancer all deliver
@@ -54,11 +55,12 @@ struct AppState {
     hub: SharedHub,
 }
 
-/// Serves Socket.IO (`/socket.io/`), `/healthz` and `/metrics` on `listener` until `shutdown`
-/// resolves, then disconnects every socket and returns once connections closed (or the grace
-/// period ran out).
+/// Serves Socket.IO (`/socket.io/`) and `/healthz` on `listener`, and `/metrics` and `/healthz`
+/// on `admin` when given, until `shutdown` resolves; then disconnects every socket and returns
+/// once connections closed (or the grace period ran out).
 pub async fn run(
     listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -75,8 +77,13 @@ pub async fn run(
     let window = config.coalesce_window;
     let hub: SharedHub = Arc::new(Hub::new(config, redis));
 
+    // Engine.IO's `max_payload` bounds only long-polling bodies; the WebSocket limits are
+    // separate, and tungstenite checks them from a frame's header before reading its payload.
+    let max_message = usize::try_from(hub.config.max_payload_bytes).unwrap_or(usize::MAX);
     let (layer, io) = SocketIo::builder()
         .max_payload(hub.config.max_payload_bytes)
+        .ws_max_message_size(max_message)
+        .ws_max_frame_size(max_message)
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .ping_interval(hub.config.ping_interval)
         .ping_timeout(hub.config.ping_timeout)
@@ -98,13 +105,32 @@ pub async fn run(
         changes_tx,
     ));
 
+    let state = AppState {
+        io: io.clone(),
+        hub: Arc::clone(&hub),
+    };
+    let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
+    let admin_task = admin.map(|listener| {
+        let router = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics_text))
+            .with_state(state.clone());
+        let mut stopped = admin_stopped;
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        })
+    });
     let app = Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
-        .with_state(AppState {
-            io: io.clone(),
-            hub: Arc::clone(&hub),
-        })
+        .with_state(state)
         .layer(layer)
         .layer(axum::middleware::map_request(
             serve::detach_from_read_buffer,
@@ -139,6 +165,10 @@ pub async fn run(
     };
     bridge.abort();
     emitter.abort();
+    let _ = admin_stop.send(true);
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
     tracing::info!("realtime hub stopped");
     result
 }

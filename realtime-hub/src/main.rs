@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use realtime_hub::{Config, CorsOrigins};
 
@@ -11,9 +10,12 @@ use realtime_hub::{Config, CorsOrigins};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Address to listen on (Socket.IO, /healthz, /metrics).
+    /// Address to listen on (Socket.IO, /healthz).
     #[arg(long, env = "HUB_LISTEN", default_value = "127.0.0.1:3001")]
     listen: SocketAddr,
+    /// Address for the admin listener (/metrics, /healthz); off when absent. Keep it private.
+    #[arg(long, env = "HUB_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
     /// Redis URL (Pub/Sub and count reads).
     #[arg(long, env = "HUB_REDIS_URL", default_value = "redis://127.0.0.1:6380")]
     redis_url: String,
@@ -68,9 +70,8 @@ async fn main() -> anyhow::Result<()> {
     service_kit::init_tracing("info");
     let cli = Cli::parse();
     let listen = cli.listen;
+    let admin_listen = cli.admin_listen;
     let config = cli.into_config();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    realtime_hub::run(listener, config, service_kit::shutdown_signal()).await
+    let (listener, admin) = service_kit::bind_listeners(listen, admin_listen).await?;
+    realtime_hub::run(listener, admin, config, service_kit::shutdown_signal()).await
 }

@@ -9,6 +9,27 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+/// Binds a service's public listener and, when `admin` is given, its admin listener (metrics,
+/// health: keep it on a private address); a failure names the address and which one it was.
+pub async fn bind_listeners(
+    listen: std::net::SocketAddr,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>)> {
+    use anyhow::Context as _;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let admin = match admin {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (admin)"))?,
+        ),
+        None => None,
+    };
+    Ok((listener, admin))
+}
+
 /// Installs the global tracing subscriber: `RUST_LOG` when set, else `default_filter`.
 pub fn init_tracing(default_filter: &str) {
     tracing_subscriber::fmt()

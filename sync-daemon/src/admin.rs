@@ -1,5 +1,5 @@
-//! The admin listener: Prometheus `/metrics` and `/healthz`, plus the lag sampler that feeds
-//! `sync_lag_entries`.
+//! The admin listener: Prometheus `/metrics` and `/healthz` (`sync_lag_entries` is sampled by
+//! [`crate::lag`]).
 //!
 //! Metrics (all labelled by `stream` where it applies): `sync_events_applied_total`,
 //! `sync_events_skipped_total` (at or below the checkpoint: re-deliveries after a crash),
@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -84,49 +83,5 @@ async fn render(State(s): State<AdminState>) -> String {
             h.render()
         }
         None => "# no metrics recorder installed\n".to_owned(),
-    }
-}
-
-/// Samples each stream's backlog (`XINFO GROUPS`: lag + pending) every `every`.
-pub async fn sample_lag(
-    redis: redis::Client,
-    streams: Vec<String>,
-    group: String,
-    every: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut conn = None;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
-        }
-        if conn.is_none() {
-            conn = redis.get_multiplexed_async_connection().await.ok();
-        }
-        let Some(c) = conn.as_mut() else { continue };
-        for stream in &streams {
-            let groups: redis::RedisResult<Vec<std::collections::HashMap<String, redis::Value>>> =
-                redis::cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(stream)
-                    .query_async(c)
-                    .await;
-            let Ok(groups) = groups else {
-                conn = None;
-                break;
-            };
-            let int = |g: &std::collections::HashMap<String, redis::Value>, k: &str| match g.get(k)
-            {
-                Some(redis::Value::Int(n)) => *n as f64,
-                _ => 0.0,
-            };
-            if let Some(g) = groups.iter().find(|g| {
-                matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes())
-            }) {
-                metrics::gauge!("sync_lag_entries", "stream" => stream.clone())
-                    .set(int(g, "lag") + int(g, "pending"));
-            }
-        }
     }
 }

@@ -14,6 +14,7 @@ pub mod apply;
 pub mod checkpoint;
 pub mod config;
 pub mod consumer;
+pub mod lag;
 pub mod migrate;
 pub mod reconcile;
 pub mod rehydrate;
@@ -74,7 +75,7 @@ pub async fn run(
                 tracing::error!(error = format!("{e:#}"), "admin listener failed");
             }
         }));
-        tokio::spawn(admin::sample_lag(
+        tokio::spawn(lag::sample_lag(
             redis.clone(),
             config.streams.clone(),
             config.group.clone(),

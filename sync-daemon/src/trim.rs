@@ -12,7 +12,7 @@ use redis::aio::MultiplexedConnection;
 use crate::checkpoint::StreamPos;
 
 /// The id just after `p`: `XTRIM MINID` keeps ids `>= MINID`.
-fn after(p: StreamPos) -> StreamPos {
+pub(crate) fn after(p: StreamPos) -> StreamPos {
     match p.seq.checked_add(1) {
         Some(seq) => StreamPos { ms: p.ms, seq },
         None => StreamPos {
@@ -22,7 +22,8 @@ fn after(p: StreamPos) -> StreamPos {
     }
 }
 
-fn id_field(g: &HashMap<String, redis::Value>, k: &str) -> Option<StreamPos> {
+/// A stream id field of an `XINFO` reply.
+pub(crate) fn id_field(g: &HashMap<String, redis::Value>, k: &str) -> Option<StreamPos> {
     match g.get(k) {
         Some(redis::Value::BulkString(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
         _ => None,

@@ -43,6 +43,11 @@ impl EdgeProcess {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--variable", &format!("session_secret={secret}")])
             .args(["--variable", &format!("redis_host={redis_host}")])
+            // These tests measure the services behind the edge; the edge's abuse limits are
+            // tested in edge-host's own suite, and would only throttle the workloads here.
+            .args(["--variable", "likes_per_minute=0"])
+            .args(["--variable", "sessions_per_minute=0"])
+            .args(["--variable", "address_uploads_per_minute=0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

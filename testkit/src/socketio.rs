@@ -11,8 +11,40 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// How [`Client::connect_with`] connects: the `Origin` header a browser page would send and
+/// the Socket.IO auth payload (`io(url, { auth })`).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub origin: Option<String>,
+    pub auth: Option<Value>,
+}
+
+/// Why [`Client::connect_with`] did not join namespace `/`.
+pub enum Refused {
+    /// The WebSocket handshake got an HTTP answer other than 101.
+    Http {
+        status: u16,
+        content_type: Option<String>,
+        body: String,
+    },
+    /// The server sent Socket.IO's `connect_error` (`44{…}`, its data here); the Engine.IO
+    /// connection is still open, so a test can check that what it sends there goes nowhere.
+    Connect { data: Value, client: Box<Client> },
+}
+
+impl std::fmt::Debug for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Http { status, body, .. } => write!(f, "HTTP {status}: {body}"),
+            Self::Connect { data, .. } => write!(f, "connect_error {data}"),
+        }
+    }
+}
 
 /// One Socket.IO connection on namespace `/`.
 pub struct Client {
@@ -26,8 +58,38 @@ pub struct Client {
 impl Client {
     /// Connects over WebSocket and joins namespace `/`.
     pub async fn connect(addr: SocketAddr) -> Self {
+        Self::connect_with(addr, &Options::default())
+            .await
+            .expect("socket.io connect")
+    }
+
+    /// Connects over WebSocket with `options` and joins namespace `/`, or says how the server
+    /// refused (an HTTP status on the handshake, or a `connect_error`).
+    pub async fn connect_with(addr: SocketAddr, options: &Options) -> Result<Self, Refused> {
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let (ws, _) = connect_async(url).await.expect("websocket handshake");
+        let mut request = url.into_client_request().expect("a websocket request");
+        if let Some(origin) = &options.origin {
+            request.headers_mut().insert(
+                "origin",
+                HeaderValue::from_str(origin).expect("an origin header"),
+            );
+        }
+        let ws = match connect_async(request).await {
+            Ok((ws, _)) => ws,
+            Err(tungstenite::Error::Http(response)) => {
+                return Err(Refused::Http {
+                    status: response.status().as_u16(),
+                    content_type: response
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                    body: String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                        .into_owned(),
+                });
+            }
+            Err(e) => panic!("websocket handshake: {e}"),
+        };
         let mut c = Self {
             ws,
             next_id: 1,
@@ -37,20 +99,33 @@ impl Client {
         };
         let open = c.recv_frame().await.expect("engine.io open packet");
         assert!(open.starts_with('0'), "expected an open packet, got {open}");
-        c.send_frame("40").await;
-        let connected = c.recv_frame().await.expect("socket.io connect packet");
+        match &options.auth {
+            Some(auth) => c.send_frame(&format!("40{auth}")).await,
+            None => c.send_frame("40").await,
+        }
+        let answer = c.recv_frame().await.expect("socket.io connect packet");
+        if let Some(data) = answer.strip_prefix("44") {
+            let data = serde_json::from_str(data).expect("connect_error json");
+            return Err(Refused::Connect {
+                data,
+                client: Box::new(c),
+            });
+        }
         assert!(
-            connected.starts_with("40"),
-            "expected a connect packet, got {connected}"
+            answer.starts_with("40"),
+            "expected a connect packet, got {answer}"
         );
-        c
+        Ok(c)
     }
 
     pub async fn send_frame(&mut self, frame: &str) {
-        self.ws
-            .send(Message::Text(frame.to_owned().into()))
-            .await
-            .expect("send frame");
+        self.try_send_frame(frame).await.expect("send frame");
+    }
+
+    /// Sends a text frame the server may refuse by closing the connection while it is still
+    /// being written (a frame over its size limit): the error is the caller's to judge.
+    pub async fn try_send_frame(&mut self, frame: &str) -> Result<(), tungstenite::Error> {
+        self.ws.send(Message::Text(frame.to_owned().into())).await
     }
 
     /// The next text frame, answering pings on the way; `None` once the connection closed.
@@ -116,6 +191,34 @@ impl Client {
                 Ok(true) => {}
                 Ok(false) => panic!("connection closed while waiting for ack {id}"),
                 Err(_) => panic!("no ack {id} within 5 s"),
+            }
+        }
+    }
+
+    /// Emits `event` with `data` and returns its ack if one comes within `wait`; `None` when
+    /// the server ignores it or closes the connection.
+    pub async fn try_emit_ack(
+        &mut self,
+        event: &str,
+        data: Value,
+        wait: Duration,
+    ) -> Option<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = format!("42{id}{}", json!([event, data]));
+        if self.ws.send(Message::Text(frame.into())).await.is_err() {
+            // Closed by the server: certainly no ack.
+            self.closed = true;
+            return None;
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(v) = self.acks.remove(&id) {
+                return Some(v);
+            }
+            match tokio::time::timeout_at(deadline, self.pump()).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return None,
             }
         }
     }

@@ -29,6 +29,8 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Load lab: a fresh system on free ports under `likes-load` (flags after `load` go to it).
     Load(cmd::load::Args),
+    /// Fuzz every `cargo fuzz` target in fuzz/ for `--seconds` each (installs nightly, cargo-fuzz).
+    Fuzz(cmd::fuzz::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::BuildApp => cmd::app::build().map(drop),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Load(args) => cmd::load::run(args),
+        Command::Fuzz(args) => cmd::fuzz::run(args),
     }
 }

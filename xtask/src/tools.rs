@@ -51,6 +51,16 @@ pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// `bytes` random bytes from the kernel, as hex: secrets and keys nobody else can guess.
+pub fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("reading /dev/urandom")?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Where `program` is on PATH, if it is.
 pub fn which(program: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;

@@ -1,8 +1,8 @@
 // The web app end to end in Debian's headless Chromium, at a phone viewport with touch, against
 // the real edge host, realtime hub and Redis that the Rust test (yew-app/tests/e2e.rs) starts.
 //
-// Usage: node app.e2e.mjs   with APP_URL (the edge), HUB_URL (the realtime hub) and OUT_DIR
-// (screenshots) in the environment.
+// Usage: node app.e2e.mjs   with APP_URL (the edge), HUB_URL (the realtime hub), HUB_METRICS_URL
+// (its admin listener's /metrics) and OUT_DIR (screenshots) in the environment.
 // To take a server down or bring it back, this script prints `CMD <kill|start> <hub|edge>` and
 // waits for the Rust side to answer `OK` on stdin.
 import { chromium } from "playwright-core";
@@ -15,7 +15,10 @@ import { createInterface } from "node:readline";
 const APP_URL = process.env.APP_URL;
 const OUT_DIR = process.env.OUT_DIR;
 const HUB_URL = process.env.HUB_URL;
-if (!APP_URL || !OUT_DIR || !HUB_URL) throw new Error("APP_URL, HUB_URL and OUT_DIR are required");
+const HUB_METRICS_URL = process.env.HUB_METRICS_URL;
+if (!APP_URL || !OUT_DIR || !HUB_URL || !HUB_METRICS_URL) {
+  throw new Error("APP_URL, HUB_URL, HUB_METRICS_URL and OUT_DIR are required");
+}
 mkdirSync(OUT_DIR, { recursive: true });
 
 const ARGS = [
@@ -405,7 +408,7 @@ try {
   step("only posts in view are subscribed: cards that scrolled away were unsubscribed");
   // The hub's room gauge counts posts with at least one subscriber, over both phones.
   const rooms = await until("few rooms", async () => {
-    const text = await (await fetch(new URL("/metrics", HUB_URL))).text();
+    const text = await (await fetch(HUB_METRICS_URL)).text();
     const n = Number(/^realtime_hub_rooms (\d+)/m.exec(text)?.[1]);
     return n > 0 && n <= 8 ? n : false;
   });
@@ -453,6 +456,30 @@ try {
     throw new Error(`verdict ${verdict}: ${line}`);
   }
   await a.screenshot({ path: join(OUT_DIR, "lab.png"), fullPage: true });
+
+  step("a page on another origin can neither read the lab key nor reach the lab");
+  const config = await (await fetch(new URL("/api/config", APP_URL))).json();
+  if (!config.lab_url || !config.lab_key) throw new Error(`/api/config: ${JSON.stringify(config)}`);
+  const foreign = await ctxB.newPage();
+  // The same server under another name is another origin, as a page on any other site would be.
+  const elsewhere = new URL("/api/health", APP_URL);
+  elsewhere.hostname = "localhost";
+  await foreign.goto(elsewhere.href);
+  const reach = await foreign.evaluate(async ({ app, lab }) => {
+    const blocked = () => "blocked";
+    const read = await fetch(new URL("/api/config", app)).then((r) => r.json()).then(() => "read", blocked);
+    const ws = await new Promise((resolve) => {
+      const s = new WebSocket(`${lab.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`);
+      s.onopen = () => { s.close(); resolve("open"); };
+      s.onerror = () => resolve("refused");
+    });
+    const poll = await fetch(`${lab}/socket.io/?EIO=4&transport=polling`).then((r) => r.status, blocked);
+    return { read, ws, poll };
+  }, { app: APP_URL, lab: config.lab_url });
+  if (reach.read !== "blocked" || reach.ws !== "refused" || reach.poll !== "blocked") {
+    throw new Error(`a foreign page reached the lab: ${JSON.stringify(reach)}`);
+  }
+  await foreign.close();
 
   step("another page opened later finds the verdict; Back returns to the feed");
   await b.goto(new URL("/lab", APP_URL).href);

@@ -117,11 +117,14 @@ pub fn app() -> Html {
     let realtime_url = use_state(|| None::<AttrValue>);
     // `None` until `/api/config` answers; then the lab's URL, if this server has a lab.
     let lab_url = use_state(|| None::<Option<AttrValue>>);
+    // The key the lab asks of every connection, from the same answer.
+    let lab_key = use_state(|| None::<AttrValue>);
 
     {
         let store = store.clone();
         let realtime_url = realtime_url.clone();
         let lab_url = lab_url.clone();
+        let lab_key = lab_key.clone();
         use_effect_with((), move |_| {
             if let Some(session) = store.0.session.clone() {
                 let store = store.clone();
@@ -141,6 +144,7 @@ pub fn app() -> Html {
                 match api::config().await {
                     Ok(config) => {
                         realtime_url.set(Some(config.realtime_url.into()));
+                        lab_key.set(config.lab_key.map(Into::into));
                         lab_url.set(Some(
                             config.lab_url.filter(|u| !u.is_empty()).map(Into::into),
                         ));
@@ -193,7 +197,9 @@ pub fn app() -> Html {
     let signed_in = store.0.session.is_some();
     let has_lab = matches!(*lab_url, Some(Some(_)));
     let page = match (signed_in, *screen) {
-        (_, Screen::Lab) => html! { <LabPage url={(*lab_url).clone()} go={go.clone()} /> },
+        (_, Screen::Lab) => html! {
+            <LabPage url={(*lab_url).clone()} lab_key={(*lab_key).clone()} go={go.clone()} />
+        },
         (false, _) => html! { <SignInPage /> },
         (true, Screen::Feed) => html! { <FeedPage go={go.clone()} lab={has_lab} /> },
         (true, Screen::Upload) => html! { <UploadPage go={go.clone()} /> },

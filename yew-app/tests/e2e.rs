@@ -124,6 +124,9 @@ fn wait_until_closed(port: u16) {
     }
 }
 
+/// The lab's key in these tests; the edge hands it to the app (`lab_key`), as under `up`.
+const LAB_KEY: &str = "e2e-only-lab-key-0123456789abcdef";
+
 /// Which runtime serves the edge: our host, or the real Spin at this path.
 #[derive(Clone)]
 enum Edge {
@@ -137,6 +140,8 @@ struct Stack {
     out: PathBuf,
     redis: TestRedis,
     hub_port: u16,
+    /// The hub's admin listener, where its `/metrics` live.
+    hub_admin_port: u16,
     edge_port: u16,
     /// The load lab's port once it runs (the edge then tells the app where it is).
     lab_port: Option<u16>,
@@ -164,7 +169,7 @@ impl Stack {
 
     fn try_start(root: &Path, out: &Path, runtime: &Edge) -> anyhow::Result<Self> {
         let redis = TestRedis::start();
-        let (hub_port, edge_port) = (free_port(), free_port());
+        let (hub_port, hub_admin_port, edge_port) = (free_port(), free_port(), free_port());
         let mut stack = Self {
             root: root.to_owned(),
             runtime: runtime.clone(),
@@ -189,6 +194,7 @@ impl Stack {
             },
             redis,
             hub_port,
+            hub_admin_port,
             edge_port,
         };
         stack.start_hub()?;
@@ -199,6 +205,10 @@ impl Stack {
     fn start_hub(&mut self) -> anyhow::Result<()> {
         let mut cmd = Command::new(self.root.join("target/release/realtime-hub"));
         cmd.args(["--listen", &format!("127.0.0.1:{}", self.hub_port)])
+            .args([
+                "--admin-listen",
+                &format!("127.0.0.1:{}", self.hub_admin_port),
+            ])
             .args(["--redis-url", &self.redis.url()])
             .args([
                 "--cors-origin",
@@ -216,15 +226,21 @@ impl Stack {
     fn start_edge(&mut self) -> anyhow::Result<()> {
         let listen = format!("127.0.0.1:{}", self.edge_port);
         let mut variables = vec![
-            ("session_secret", "e2e-only-secret".to_owned()),
+            (
+                "session_secret",
+                "e2e-only-session-secret-not-for-production".to_owned(),
+            ),
             ("redis_host", format!("127.0.0.1:{}", self.redis.port())),
             (
                 "realtime_url",
                 format!("http://127.0.0.1:{}", self.hub_port),
             ),
+            // The lab run signs its users in through the API, all from this machine's address.
+            ("sessions_per_minute", "0".to_owned()),
         ];
         if let Some(lab) = self.lab_port {
             variables.push(("lab_url", format!("http://127.0.0.1:{lab}")));
+            variables.push(("lab_key", LAB_KEY.to_owned()));
         }
         let manifest = self.root.join("spin.toml");
         let (name, mut cmd) = match &self.runtime {
@@ -273,9 +289,10 @@ impl Stack {
             .args(["--redis", &self.redis.url()])
             .args(["--max-users", "1000"])
             .args([
-                "--cors-origin",
+                "--allowed-origin",
                 &format!("http://127.0.0.1:{}", self.edge_port),
-            ]);
+            ])
+            .env("LAB_KEY", LAB_KEY);
         self.lab = Server::start("load-lab", cmd, &self.out.join("lab.log"), port)?;
         self.lab_port = Some(port);
         self.pg = Some(pg);
@@ -407,6 +424,10 @@ fn run_app(runtime: Edge, name: &str) -> anyhow::Result<()> {
         .current_dir(root.join("yew-app"))
         .env("APP_URL", format!("http://127.0.0.1:{}/", stack.edge_port))
         .env("HUB_URL", format!("http://127.0.0.1:{}/", stack.hub_port))
+        .env(
+            "HUB_METRICS_URL",
+            format!("http://127.0.0.1:{}/metrics", stack.hub_admin_port),
+        )
         .env("OUT_DIR", &out)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

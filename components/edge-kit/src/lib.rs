@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod rate;
 pub mod redis;
 pub mod respond;
 pub mod wire;
@@ -16,6 +17,28 @@ pub use error::EdgeError;
 pub fn var(name: &str) -> Result<String, EdgeError> {
     spin_sdk::variables::get(name)
         .map_err(|e| EdgeError::Internal(anyhow::anyhow!("variable `{name}`: {e}")))
+}
+
+/// A numeric variable, `default` when it is empty; a value that is no number is our
+/// misconfiguration, a 500.
+pub fn var_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, EdgeError> {
+    let raw = var(name)?;
+    if raw.trim().is_empty() {
+        return Ok(default);
+    }
+    raw.trim()
+        .parse()
+        .map_err(|_| EdgeError::Internal(anyhow::anyhow!("variable `{name}` is not a number")))
+}
+
+/// The `session_secret` variable, checked: a secret under 32 bytes, or the published dev secret
+/// without `dev_mode=true`, is a 500 whose log line says why, so no token is ever signed or
+/// accepted with a guessable key. `dev_mode` is optional: undeclared is off.
+pub fn session_secret() -> Result<likes_core::session::SessionSecret, EdgeError> {
+    let raw = var("session_secret")?;
+    let dev_mode = spin_sdk::variables::get("dev_mode").is_ok_and(|v| v.trim() == "true");
+    likes_core::session::SessionSecret::parse(&raw, dev_mode)
+        .map_err(|e| EdgeError::Internal(anyhow::anyhow!("{e}")))
 }
 
 /// Wall-clock time: (unix seconds, unix milliseconds).

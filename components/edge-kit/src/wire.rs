@@ -23,6 +23,8 @@ pub struct Head {
     pub query: String,
     /// The `Authorization` header's first value.
     pub authorization: Option<Vec<u8>>,
+    /// Spin's `spin-client-addr` header (`ip:port` of the client).
+    pub client_addr: Option<Vec<u8>>,
 }
 
 impl Head {
@@ -38,6 +40,7 @@ impl Head {
             path,
             query,
             authorization: req.headers().get("authorization").into_iter().next(),
+            client_addr: req.headers().get("spin-client-addr").into_iter().next(),
         }
     }
 

@@ -49,7 +49,7 @@ fn not_found(id: &str) -> EdgeError {
 
 /// The caller, if signed in; a present but invalid token is a 401.
 fn viewer(req: &Head) -> Result<Option<UserId>, EdgeError> {
-    let secret = edge_kit::var("session_secret")?;
+    let secret = edge_kit::session_secret()?;
     let claims = auth::from_header(
         req.authorization.as_deref(),
         secret.as_bytes(),

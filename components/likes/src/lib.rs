@@ -8,9 +8,10 @@
 
 use edge_kit::redis::{Arg, Redis, ScriptError, int_at, text_at};
 use edge_kit::wire::{self, Head};
-use edge_kit::{EdgeError, auth, respond};
+use edge_kit::{EdgeError, auth, rate, respond};
 use likes_core::api::{LikeResponse, LikersPage, LikersQuery, User, likers_cursor};
 use likes_core::keys;
+use likes_core::rate::{Scope, Subject};
 use likes_core::scripts::{LikeCall, LikersCall};
 use likes_core::{PostId, UserId, scripts, time};
 use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
@@ -68,10 +69,21 @@ fn no_post_is_404(e: ScriptError, post: PostId) -> EdgeError {
     }
 }
 
+/// Likes and unlikes one user may send per minute unless `likes_per_minute` says otherwise;
+/// far above any person's tapping, far below what a script can send.
+const DEFAULT_LIKES_PER_MINUTE: u64 = 300;
+
 fn like(req: &Head, post: PostId, on: bool) -> Result<Response, EdgeError> {
-    let secret = edge_kit::var("session_secret")?;
+    let secret = edge_kit::session_secret()?;
     let (now, now_ms) = edge_kit::now();
     let claims = auth::required_header(req.authorization.as_deref(), secret.as_bytes(), now)?;
+    let redis = Redis::open()?;
+    rate::check(
+        &redis,
+        Scope::Like,
+        Subject::User(claims.sub),
+        edge_kit::var_or("likes_per_minute", DEFAULT_LIKES_PER_MINUTE)?,
+    )?;
     let call = LikeCall {
         post,
         user: claims.sub,
@@ -79,7 +91,7 @@ fn like(req: &Head, post: PostId, on: bool) -> Result<Response, EdgeError> {
         ts: time::rfc3339_ms(now_ms),
         require_post: REQUIRE_POST,
     };
-    let reply = Redis::open()?
+    let reply = redis
         .eval_owned(&scripts::LIKE, call.keys().into_iter(), call.args())
         .map_err(|e| no_post_is_404(e, post))?;
     let likes = u64::try_from(int_at(&reply, 0)?).unwrap_or(0);
@@ -94,7 +106,7 @@ fn like(req: &Head, post: PostId, on: bool) -> Result<Response, EdgeError> {
 }
 
 fn likers(req: &Head, post: PostId) -> Result<Response, EdgeError> {
-    let secret = edge_kit::var("session_secret")?;
+    let secret = edge_kit::session_secret()?;
     auth::from_header(
         req.authorization.as_deref(),
         secret.as_bytes(),

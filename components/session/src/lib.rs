@@ -5,8 +5,9 @@
 #![allow(unsafe_code)]
 
 use edge_kit::redis::{Arg, Redis, int_at};
-use edge_kit::{EdgeError, auth, respond};
+use edge_kit::{EdgeError, auth, rate, respond};
 use likes_core::api::{DisplayName, SessionRequest, SessionResponse, User};
+use likes_core::rate::{Scope, Subject};
 use likes_core::{UserId, events, keys, scripts, session, time};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -26,17 +27,28 @@ fn route(req: &Request) -> Result<Response, EdgeError> {
     }
 }
 
+/// New sessions one client network may create per minute unless `sessions_per_minute` says
+/// otherwise: each is a new user, so this also bounds how fast one address can mint identities.
+const DEFAULT_SESSIONS_PER_MINUTE: u64 = 20;
+
 fn create(req: &Request) -> Result<Response, EdgeError> {
     let body: SessionRequest = respond::json_body(req)?;
     let name = DisplayName::parse(&body.name)
         .map_err(|e| EdgeError::Unprocessable(format!("`name`: {e}")))?;
-    let secret = edge_kit::var("session_secret")?;
+    let secret = edge_kit::session_secret()?;
     let ttl = edge_kit::var("session_ttl_secs")?
         .parse::<u64>()
         .map_err(|e| EdgeError::Internal(anyhow::anyhow!("session_ttl_secs: {e}")))?;
     let (now, now_ms) = edge_kit::now();
 
     let redis = Redis::open()?;
+    let client = rate::client(req.header("spin-client-addr").map(|v| v.as_bytes()))?;
+    rate::check(
+        &redis,
+        Scope::Session,
+        Subject::Client(client),
+        edge_kit::var_or("sessions_per_minute", DEFAULT_SESSIONS_PER_MINUTE)?,
+    )?;
     let reply = redis.eval(
         &scripts::SESSION,
         &[keys::USER_SEQ, keys::USER_NAMES, keys::USER_STREAM],
@@ -65,7 +77,7 @@ fn create(req: &Request) -> Result<Response, EdgeError> {
 }
 
 fn me(req: &Request) -> Result<Response, EdgeError> {
-    let secret = edge_kit::var("session_secret")?;
+    let secret = edge_kit::session_secret()?;
     let claims = auth::required(req, secret.as_bytes(), edge_kit::now().0)?;
     Ok(respond::json(
         200,

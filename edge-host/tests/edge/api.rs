@@ -16,6 +16,10 @@ use rstest::rstest;
 
 use crate::support::{Runtime, TEST_SECRET, TestEdge, assert_problem, seed_posts, sign_in};
 
+/// The abuse limits, off: these tests are about counting exactly under concurrency, which
+/// takes more likes and sign-ins from one address than the limits allow (see `abuse.rs`).
+const LIMITS_OFF: &[(&str, &str)] = &[("likes_per_minute", "0"), ("sessions_per_minute", "0")];
+
 async fn like(edge: &TestEdge, token: &str, post: &str, on: bool) -> reqwest::Response {
     let url = edge.url(&format!("/api/posts/{post}/like"));
     let req = if on {
@@ -234,7 +238,7 @@ async fn likes_are_idempotent_and_unlike_undoes_them(#[case] rt: Runtime) {
 #[tokio::test]
 async fn a_thousand_concurrent_likes_by_one_user_count_once(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+    let Some(edge) = TestEdge::app_with(rt, &redis, LIMITS_OFF).await else {
         return;
     };
     let ann = sign_in(&edge, "ann").await;
@@ -262,7 +266,7 @@ async fn a_thousand_concurrent_likes_by_one_user_count_once(#[case] rt: Runtime)
 #[tokio::test]
 async fn a_thousand_distinct_users_concurrently_count_a_thousand(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+    let Some(edge) = TestEdge::app_with(rt, &redis, LIMITS_OFF).await else {
         return;
     };
     let edge_ref = &edge;
@@ -388,7 +392,7 @@ async fn stream_entries_and_messages_match_state_changes_exactly(#[case] rt: Run
 #[tokio::test]
 async fn likers_pages_list_every_liker_exactly_once(#[case] rt: Runtime) {
     let redis = TestRedis::start();
-    let Some(edge) = TestEdge::app_on(rt, &redis).await else {
+    let Some(edge) = TestEdge::app_with(rt, &redis, LIMITS_OFF).await else {
         return;
     };
     let author = sign_in(&edge, "author").await;
@@ -582,6 +586,64 @@ async fn health_follows_redis_and_config_serves_the_realtime_url(#[case] rt: Run
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
+}
+
+/// The lab key goes to the app's own pages only: with `lab_url`, `no-store`, and without any
+/// CORS header, so a page on another origin cannot read it.
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
+#[tokio::test]
+async fn config_gives_the_lab_key_only_with_the_lab_and_only_same_origin(#[case] rt: Runtime) {
+    let redis = TestRedis::start();
+    let key = "edge-test-lab-key-0123456789abcdef";
+    let lab = [("lab_url", "http://127.0.0.1:3004"), ("lab_key", key)];
+    let Some(edge) = TestEdge::app_with(rt, &redis, &lab).await else {
+        return;
+    };
+    let resp = edge
+        .client()
+        .get(edge.url("/api/config"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()
+            .keys()
+            .all(|h| !h.as_str().starts_with("access-control-")),
+        "{:?}",
+        resp.headers()
+    );
+    assert_eq!(
+        resp.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let config: Value = resp.json().await.expect("json");
+    assert_eq!(config["lab_url"], "http://127.0.0.1:3004", "{config}");
+    assert_eq!(config["lab_key"], key, "{config}");
+    drop(edge);
+
+    // A key without a lab stays on the server.
+    let Some(edge) = TestEdge::app_with(rt, &redis, &[("lab_key", key)]).await else {
+        return;
+    };
+    let config: Value = edge
+        .client()
+        .get(edge.url("/api/config"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        config.get("lab_url").is_none() && config.get("lab_key").is_none(),
+        "{config}"
+    );
 }
 
 fn post(raw: u64) -> PostId {

@@ -1,5 +1,6 @@
 //! Integration tests of the edge host: one binary, one module per area.
 
+mod abuse;
 mod api;
 mod conformance;
 mod differences;

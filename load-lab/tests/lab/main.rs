@@ -3,7 +3,13 @@
 //! its ticks and verdict, and a late joiner gets the state; a lab started without
 //! `--enable-lab` (the real binary, default flags) refuses to run anything.
 //!
+//! Who may drive it (`access.rs`, no edge needed): pages on foreign origins are refused before
+//! any handshake (WebSocket and polling), connections without the lab key get no control, and
+//! runs larger than the caps are refused.
+//!
 //! Needs `cargo build --release -p edge-host` and `cargo xtask build` (the components).
+
+mod access;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,8 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use likes_core::api::lab::{self, Ack, Done, LabState, Outcome, Progress};
+use load_lab::config::LabKey;
 use serde_json::{Value, json};
-use testkit::socketio::Client;
+use testkit::socketio::{Client, Options};
 use testkit::{TestRedis, free_port, workspace_root};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -67,7 +74,12 @@ async fn system() -> System {
             .args(["--manifest", "spin.toml"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--variable", &format!("redis_host={}", redis.host())])
-            .args(["--variable", "session_secret=lab-test-secret"])
+            .args([
+                "--variable",
+                "session_secret=lab-test-only-session-secret-of-32-bytes-or-more",
+            ])
+            // Every run signs its users in through the API: no sign-in rate limit here.
+            .args(["--variable", "sessions_per_minute=0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -82,25 +94,37 @@ async fn system() -> System {
     }
 }
 
-/// An in-process lab with the runs enabled, aimed at `s` (no hub, no PostgreSQL).
+/// An in-process lab, and the key its clients present.
 struct Lab {
     addr: SocketAddr,
+    key: LabKey,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
-async fn enabled_lab(s: &System) -> Lab {
-    let target = likes_load::Config {
-        edge: s.edge.clone(),
-        hub: None,
-        redis: s.redis.url(),
-        database_url: None,
-        sync_metrics: None,
-        ..likes_load::Config::default()
-    };
-    let mut config = load_lab::Config::new(target);
-    config.enabled = true;
-    config.max_users = 1_000;
+impl Lab {
+    /// A client that presents the lab's key, as the app's page does.
+    async fn client(&self) -> Client {
+        keyed(self.addr, self.key.expose()).await
+    }
+}
+
+/// Connects with `key` in the auth payload.
+async fn keyed(addr: SocketAddr, key: &str) -> Client {
+    Client::connect_with(
+        addr,
+        &Options {
+            auth: Some(json!({ "key": key })),
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("connected with the key")
+}
+
+/// A lab serving `config` (its key from [`LabKey::generate`], as the binary makes one).
+async fn lab_with(config: load_lab::Config) -> Lab {
+    let key = config.key.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -112,9 +136,30 @@ async fn enabled_lab(s: &System) -> Lab {
     ready(&format!("http://{addr}/healthz")).await;
     Lab {
         addr,
+        key,
         stop: Some(tx),
         task,
     }
+}
+
+fn new_config(target: likes_load::Config) -> load_lab::Config {
+    load_lab::Config::new(target, LabKey::generate().expect("a lab key"))
+}
+
+/// A lab with the runs enabled, aimed at `s` (no hub, no PostgreSQL).
+async fn enabled_lab(s: &System) -> Lab {
+    let target = likes_load::Config {
+        edge: s.edge.clone(),
+        hub: None,
+        redis: s.redis.url(),
+        database_url: None,
+        sync_metrics: None,
+        ..likes_load::Config::default()
+    };
+    let mut config = new_config(target);
+    config.enabled = true;
+    config.limits.max_users = 1_000;
+    lab_with(config).await
 }
 
 fn tiny_run(duration_secs: f64) -> Value {
@@ -154,7 +199,7 @@ async fn a_tiny_run_streams_ticks_and_ends_with_a_verdict() {
     let s = system().await;
     let mut lab = enabled_lab(&s).await;
 
-    let mut a = Client::connect(lab.addr).await;
+    let mut a = lab.client().await;
     let first = state(&mut a).await;
     assert!(first.enabled && !first.running && first.last.is_none());
     assert_eq!(first.max_users, 1_000);
@@ -184,7 +229,7 @@ async fn a_tiny_run_streams_ticks_and_ends_with_a_verdict() {
         .await
         .expect("progress");
     let mut progress = vec![first_tick];
-    let mut b = Client::connect(lab.addr).await;
+    let mut b = lab.client().await;
     let late = state(&mut b).await;
     assert!(late.running, "{late:?}");
     assert_eq!(late.run.as_ref().map(|r| r.users), Some(20));
@@ -226,7 +271,7 @@ async fn a_tiny_run_streams_ticks_and_ends_with_a_verdict() {
         done(&mut b, Duration::from_secs(5)).await.outcome,
         Outcome::Fail
     );
-    let mut c = Client::connect(lab.addr).await;
+    let mut c = lab.client().await;
     let after = state(&mut c).await;
     assert!(!after.running);
     assert_eq!(after.last.map(|d| d.outcome), Some(Outcome::Fail));
@@ -259,19 +304,21 @@ async fn a_tiny_run_streams_ticks_and_ends_with_a_verdict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lab_started_without_enable_lab_refuses_to_run() {
+    let key = LabKey::generate().expect("a key");
     let port = free_port();
     let _lab = Proc(
         Command::new(env!("CARGO_BIN_EXE_load-lab"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "warn")
             .env_remove("LAB_ENABLED")
+            .env("LAB_KEY", key.expose())
             .stdout(Stdio::null())
             .spawn()
             .expect("spawning load-lab"),
     );
     ready(&format!("http://127.0.0.1:{port}/healthz")).await;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let mut c = Client::connect(addr).await;
+    let mut c = keyed(addr, key.expose()).await;
     let s = state(&mut c).await;
     assert!(!s.enabled && !s.running);
     for event in [lab::START, lab::STOP] {

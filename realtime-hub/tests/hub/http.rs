@@ -1,4 +1,4 @@
-//! `/healthz`, `/metrics` and CORS on the hub's listener.
+//! `/healthz`, `/metrics` (admin listener only) and CORS on the hub's listeners.
 
 use serde_json::json;
 use testkit::TestRedis;
@@ -12,6 +12,13 @@ async fn healthz_and_metrics() {
     let hub = Hub::start(&redis.url(), |_| {}).await;
     let r = reqwest::get(hub.url("/healthz")).await.expect("healthz");
     assert_eq!(r.status(), 200);
+    let admin_health = reqwest::get(format!("http://{}/healthz", hub.admin_addr))
+        .await
+        .expect("admin healthz");
+    assert_eq!(admin_health.status(), 200);
+    // The public Socket.IO port tells a stranger nothing about load.
+    let public_metrics = reqwest::get(hub.url("/metrics")).await.expect("metrics");
+    assert_eq!(public_metrics.status(), 404);
 
     let mut a = Client::connect(hub.addr).await;
     let mut b = Client::connect(hub.addr).await;

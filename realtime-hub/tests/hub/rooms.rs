@@ -168,3 +168,45 @@ async fn subscribe_right_after_connect_is_never_lost() {
         assert_eq!(ack, json!({"counts": {"p_1": 0}}));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_frame_over_the_payload_limit_closes_only_that_socket() {
+    let redis = TestRedis::start();
+    let mut conn = redis.async_conn().await;
+    let limit: usize = 4 * 1024;
+    let hub = Hub::start(&redis.url(), |c| c.max_payload_bytes = limit as u64).await;
+    let mut bystander = Client::connect(hub.addr).await;
+    bystander
+        .emit_ack("subscribe", json!({"posts": ["p_1"]}))
+        .await;
+
+    // Just under the limit is parsed and answered (an error ack: the padding is not a post).
+    let mut c = Client::connect(hub.addr).await;
+    let under = "x".repeat(limit - 64);
+    let ack = c
+        .emit_ack("subscribe", json!({"posts": ["p_1"], "pad": under}))
+        .await;
+    assert!(
+        ack.get("counts").is_some() || ack.get("error").is_some(),
+        "{ack}"
+    );
+
+    // One byte over: refused at the frame, before any parsing, and the socket is closed.
+    let over = "x".repeat(limit);
+    // The hub may close the connection before the frame is all written: either way, closed.
+    let sent = c
+        .try_send_frame(&format!(
+            r#"421["subscribe",{{"posts":["p_2"],"pad":"{over}"}}]"#
+        ))
+        .await;
+    assert!(
+        sent.is_err() || c.closed_within(LONG).await,
+        "the hub kept the socket"
+    );
+
+    publish_like(&mut conn, post(1), 3).await;
+    assert_eq!(
+        bystander.next_event("likes:updated", LONG).await,
+        Some(json!({"post_id": "p_1", "likes": 3}))
+    );
+}

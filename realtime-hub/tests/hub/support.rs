@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 /// A hub running in this test process; shut down on drop.
 pub struct Hub {
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`, `/healthz`).
+    pub admin_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -25,16 +27,26 @@ impl Hub {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind admin");
+        let admin_addr = admin.local_addr().expect("admin addr");
         let mut config = Config::new(redis_url);
         config.reconnect_max = Duration::from_millis(300);
         config.shutdown_grace = Duration::from_secs(2);
         tweak(&mut config);
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(realtime_hub::run(listener, config, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(realtime_hub::run(
+            listener,
+            Some(admin),
+            config,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         let hub = Self {
             addr,
+            admin_addr,
             shutdown: Some(tx),
             task: Some(task),
         };
@@ -63,7 +75,7 @@ impl Hub {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.url("/metrics"))
+        reqwest::get(format!("http://{}/metrics", self.admin_addr))
             .await
             .expect("GET /metrics")
             .text()

@@ -10,7 +10,7 @@ use testkit::edge::EdgeProcess;
 
 use crate::support::{Env, InProcess};
 
-const SECRET: &str = "sync-through-edge-secret";
+const SECRET: &str = "sync-through-edge-test-secret-not-for-production";
 
 /// The release edge host (killed on drop) and a client for it.
 struct Edge {

@@ -85,14 +85,18 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
         )?;
         memory.push(echo.row("tokio-tungstenite echo (reference)"));
         echo.finish()?;
-        // The hubs.
+        // The hubs, each with its admin listener (metrics) beside its Socket.IO port.
+        let admins = std::cell::RefCell::new(Vec::new());
         let mut hubs = fleet_memory(
             processes,
             || {
                 let redis_url = redis_url.clone();
+                let admin = format!("127.0.0.1:{}", free_port()?);
+                admins.borrow_mut().push(admin.clone());
                 let (hub, addr) = start_server("realtime-hub", move |addr| {
                     let mut c = Command::new(tools::release_bin("realtime-hub"));
-                    c.args(["--listen", addr, "--redis-url", &redis_url])
+                    c.args(["--listen", addr, "--admin-listen", &admin])
+                        .args(["--redis-url", &redis_url])
                         .env("RUST_LOG", "warn");
                     c
                 })?;
@@ -105,7 +109,8 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
         )?;
         memory.push(hubs.row("realtime-hub"));
         if sockets == LATENCY_SOCKETS && processes == 1 {
-            let (hub, addr, clients) = &mut hubs.servers[0];
+            let (hub, _, clients) = &mut hubs.servers[0];
+            let addr = &admins.borrow()[0];
             for (phase, hot) in [("spread", POSTS), ("hot", HOT_POSTS)] {
                 let emits0 = metric(addr, "realtime_hub_like_emits_out_total")?;
                 let cpu0 = cpu_ticks(hub.pid())?;

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::bench::{SECRET, bench_bin, free_port, measure, median, start_edge, start_redis};
+use super::bench::{
+    LIMITS_OFF, SECRET, bench_bin, free_port, measure, median, start_edge, start_redis,
+};
 use crate::proc::{self, Service};
 use crate::tools::{self, root};
 
@@ -25,7 +27,7 @@ pub fn run(seconds: u64, rounds: u64, connections: &[usize]) -> anyhow::Result<(
     tools::build_native()?;
     let (_redis, redis_url, redis_port) = start_redis()?;
     measure(bench_bin().args(["seed", "--redis", &redis_url]))?;
-    let (host, host_addr) = start_edge(redis_port, &[("uploads_per_minute", "100000")])?;
+    let (host, host_addr) = start_edge(redis_port, &[])?;
     let (spin, spin_addr) = start_spin(&spin_bin, redis_port)?;
     // `spin up` supervises; its `spin trigger http` child serves, and is the one measured.
     let spin_server = trigger_child(spin.pid())?;
@@ -107,7 +109,7 @@ fn start_spin(spin: &Path, redis_port: u16) -> anyhow::Result<(Service, String)>
                     "SPIN_VARIABLE_REDIS_HOST",
                     format!("127.0.0.1:{redis_port}"),
                 )
-                .env("SPIN_VARIABLE_UPLOADS_PER_MINUTE", "100000");
+                .envs(LIMITS_OFF);
             c
         }
     })?;

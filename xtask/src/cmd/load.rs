@@ -2,7 +2,7 @@
 //! system — Redis (AOF on, as in `up`), PostgreSQL, the sync daemon, the realtime hub and the
 //! edge host — started on free ports with data under `target/load/<stamp>/`, so it never
 //! collides with a running `cargo xtask up`. Every flag after `load` goes to `likes-load`; the
-//! targets, the dev session secret and the processes to watch are filled in. Everything is
+//! targets, a fresh session secret and the processes to watch are filled in. Everything is
 //! stopped at the end; the report lands in `target/load/<stamp>/report/` unless `--report` is given.
 
 use std::net::TcpListener;
@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cmd::up::DEV_SECRET;
 use crate::proc::{self, Service};
 use crate::tools::{self, root};
 
@@ -114,7 +113,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             c
         }
     })?;
-    let secret = std::env::var("LIKES_SESSION_SECRET").unwrap_or_else(|_| DEV_SECRET.to_owned());
+    // A fresh system gets a fresh secret; the generator mints its users' tokens with it.
+    let secret = tools::random_hex(32)?;
     let edge_svc = Service::start("edge-host", {
         let (edge, secret) = (edge.clone(), secret.clone());
         move || {
@@ -125,6 +125,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .args(["--listen", &edge])
                 .args(["--variable", &format!("redis_host=127.0.0.1:{redis_port}")])
                 .args(["--variable", &format!("session_secret={secret}")])
+                // Thousands of users from one address, as fast as they go: the load itself.
+                .args(["--variable", "likes_per_minute=0"])
+                .args(["--variable", "sessions_per_minute=0"])
                 .current_dir(root());
             c
         }

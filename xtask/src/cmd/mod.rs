@@ -3,6 +3,7 @@ pub mod bench;
 pub mod bench_realtime;
 pub mod bench_spin;
 pub mod bench_sync;
+pub mod fuzz;
 pub mod load;
 pub mod test;
 pub mod up;

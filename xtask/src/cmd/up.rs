@@ -19,10 +19,11 @@ pub const REDIS_PORT: u16 = 6380;
 pub const POSTGRES_PORT: u16 = 5433;
 pub const SYNC_ADMIN_ADDR: &str = "127.0.0.1:3003";
 pub const HUB_ADDR: &str = "127.0.0.1:3001";
+pub const HUB_ADMIN_ADDR: &str = "127.0.0.1:9101";
 /// The load lab's control endpoint (the app's Load lab page), enabled in development only.
 pub const LAB_ADDR: &str = "127.0.0.1:3004";
-/// Session secret for local development only; `LIKES_SESSION_SECRET` overrides it.
-pub const DEV_SECRET: &str = "dev-only-session-secret-change-me";
+/// Where `up` keeps the session secret it generated for this data directory.
+const SECRET_FILE: &str = "target/dev/session-secret";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -73,17 +74,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         c.args([
             "--listen",
             HUB_ADDR,
+            "--admin-listen",
+            HUB_ADMIN_ADDR,
             "--redis-url",
             &format!("redis://127.0.0.1:{REDIS_PORT}"),
         ]);
         c
     })?;
-    let secret = std::env::var("LIKES_SESSION_SECRET").unwrap_or_else(|_| DEV_SECRET.to_owned());
+    let secret = dev_session_secret()?;
+    // A new lab key every `up`, handed to the lab and to the edge (`lab_key`), whose same-origin
+    // `/api/config` gives it to the app's Load lab page: a page on another site can neither
+    // read it nor guess it.
+    let lab_key = dev_lab_key()?;
     let lab = Service::start("load-lab", {
-        let (database_url, secret) = (database_url.clone(), secret.clone());
+        let (database_url, secret, lab_key) =
+            (database_url.clone(), secret.clone(), lab_key.clone());
         move || {
             let mut c = Command::new(tools::release_bin("load-lab"));
             c.args(["--listen", LAB_ADDR, "--enable-lab"])
+                .args(["--allowed-origin", &app_origins()])
+                // In the environment, not the arguments, which any local user can list.
+                .env("LAB_KEY", &lab_key)
                 .args(["--edge", &format!("http://{EDGE_ADDR}")])
                 .args(["--hub", &format!("http://{HUB_ADDR}")])
                 .args(["--redis", &format!("redis://127.0.0.1:{REDIS_PORT}")])
@@ -111,7 +122,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "SPIN_VARIABLE_REDIS_HOST",
                 format!("127.0.0.1:{REDIS_PORT}"),
             );
-            c.env("SPIN_VARIABLE_LAB_URL", format!("http://{LAB_ADDR}"));
+            c.env("SPIN_VARIABLE_LAB_URL", format!("http://{LAB_ADDR}"))
+                .env("SPIN_VARIABLE_LAB_KEY", &lab_key);
             c
         })?
     } else {
@@ -127,7 +139,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "SPIN_VARIABLE_REDIS_HOST",
                 format!("127.0.0.1:{REDIS_PORT}"),
             );
-            c.env("SPIN_VARIABLE_LAB_URL", format!("http://{LAB_ADDR}"));
+            c.env("SPIN_VARIABLE_LAB_URL", format!("http://{LAB_ADDR}"))
+                .env("SPIN_VARIABLE_LAB_KEY", &lab_key);
             c
         })?
     };
@@ -140,7 +153,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("  redis        redis://127.0.0.1:{REDIS_PORT}  (data in target/dev/redis)");
     println!("  postgresql   {database_url}  (data in target/dev/postgres)");
-    println!("  realtime hub http://{HUB_ADDR}  (Socket.IO; /metrics, /healthz)");
+    println!(
+        "  realtime hub http://{HUB_ADDR}  (Socket.IO, /healthz; metrics on http://{HUB_ADMIN_ADDR}/metrics)"
+    );
     println!("  sync daemon  http://{SYNC_ADMIN_ADDR}/metrics");
     println!("  load lab     http://{LAB_ADDR}  (the app's /lab page; Socket.IO, /healthz)");
     println!("  Ctrl-C stops everything.");
@@ -159,4 +174,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         s.stop(Duration::from_secs(15));
     }
     Ok(())
+}
+
+/// The origins the app is served from by this `up` (the edge's address, and `localhost` on its
+/// port), the only pages the lab accepts.
+fn app_origins() -> String {
+    let port = EDGE_ADDR.rsplit(':').next().unwrap_or("3000");
+    format!("http://{EDGE_ADDR},http://localhost:{port}")
+}
+
+/// `LIKES_SESSION_SECRET` when set; otherwise a random secret made by the first `up` and kept in
+/// [`SECRET_FILE`] (owner-only), so sessions survive a restart while no two machines share a
+/// secret, and no published one exists that a deployment could keep by mistake.
+fn dev_session_secret() -> anyhow::Result<String> {
+    if let Ok(secret) = std::env::var("LIKES_SESSION_SECRET") {
+        return Ok(secret);
+    }
+    let path = root().join(SECRET_FILE);
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(secret.trim().to_owned());
+    }
+    let secret = tools::random_hex(32)?;
+    std::fs::create_dir_all(path.parent().unwrap_or(&root()))?;
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        writeln!(f, "{secret}")?;
+    }
+    Ok(secret)
+}
+
+/// The lab key of one `up`: 32 random bytes as hex, never written anywhere but the two
+/// processes' environments.
+fn dev_lab_key() -> anyhow::Result<String> {
+    tools::random_hex(32).context("making the lab key")
 }

@@ -1,7 +1,7 @@
 //! The Load lab (`/lab`): start a load run on the lab server (a preset, or users, posts, rate
 //! and duration), watch throughput, p99 latency and sync lag move, stop it, and read the
 //! verdict. Talks to the lab over its own Socket.IO connection, with the same client binding
-//! as the live counts.
+//! as the live counts, presenting the lab's key (from `/api/config`) in the connect auth.
 
 use std::rc::Rc;
 
@@ -18,6 +18,13 @@ use crate::lab::{
     verdict_line,
 };
 use crate::realtime::{self, Socket, from_js};
+
+#[wasm_bindgen]
+extern "C" {
+    /// Whether the client will try to connect again (false once the server refused it).
+    #[wasm_bindgen(method, getter)]
+    fn active(this: &Socket) -> bool;
+}
 
 /// How long a start or stop may take to be acknowledged.
 const ACK_TIMEOUT_MS: u32 = 10_000;
@@ -43,10 +50,17 @@ struct LabSocket {
 }
 
 impl LabSocket {
-    fn open(url: &str, dispatch: Callback<LabAction>) -> Self {
+    fn open(url: &str, key: Option<&str>, dispatch: Callback<LabAction>) -> Self {
         let options = js_sys::Object::new();
         // Its own connection, never a cached one from an earlier visit to the page.
         let _ = js_sys::Reflect::set(&options, &"forceNew".into(), &JsValue::TRUE);
+        // The lab refuses a connection without its key; sent in the connect packet, not the
+        // URL, so it stays out of logs and history.
+        if let Some(key) = key {
+            let auth = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&auth, &"key".into(), &key.into());
+            let _ = js_sys::Reflect::set(&options, &"auth".into(), &auth);
+        }
         let socket = realtime::connect(url, &options);
         let mut listeners = Vec::new();
         let mut on = |event: &str, f: Box<dyn FnMut(JsValue)>| {
@@ -63,6 +77,25 @@ impl LabSocket {
         on(
             "disconnect",
             Box::new(move |_| d.emit(LabAction::Connected(false))),
+        );
+        // A refusal by the lab (no key, a stale key) is final: the client stops retrying, which
+        // `active` tells apart from a network error it retries by itself.
+        let d = dispatch.clone();
+        let s = JsValue::from(&*socket);
+        on(
+            "connect_error",
+            Box::new(move |e| {
+                if s.unchecked_ref::<Socket>().active() {
+                    return;
+                }
+                let why = js_sys::Reflect::get(&e, &"message".into())
+                    .ok()
+                    .and_then(|m| m.as_string())
+                    .unwrap_or_default();
+                d.emit(LabAction::Refused(format!(
+                    "The lab refused this page: {why}. Reload to try again."
+                )));
+            }),
         );
         let d = dispatch.clone();
         on(
@@ -127,6 +160,8 @@ pub struct Props {
     /// The lab's URL from `/api/config`: `None` while it loads, `Some(None)` when the server
     /// has no lab.
     pub url: Option<Option<AttrValue>>,
+    /// The key the lab asks of every connection, from the same `/api/config`.
+    pub lab_key: Option<AttrValue>,
     pub go: Callback<Screen>,
 }
 
@@ -250,10 +285,11 @@ pub fn lab_page(props: &Props) -> Html {
     {
         let socket = socket.clone();
         let dispatcher = store.dispatcher();
-        use_effect_with(url.clone(), move |url| {
+        use_effect_with((url.clone(), props.lab_key.clone()), move |(url, key)| {
             let opened = url.as_ref().map(|u| {
                 Rc::new(LabSocket::open(
                     u,
+                    key.as_deref(),
                     Callback::from(move |a| dispatcher.dispatch(a)),
                 ))
             });
@@ -328,7 +364,11 @@ pub fn lab_page(props: &Props) -> Html {
             if disabled_here {
                 <p class="note" role="status">{ "The load lab is disabled on this server." }</p>
             } else if props.url.is_none() || v.enabled.is_none() {
-                <p class="note" role="status">{ "Loading…" }</p>
+                if let Some(why) = &v.refused {
+                    <p class="error" role="alert">{ why }</p>
+                } else {
+                    <p class="note" role="status">{ "Loading…" }</p>
+                }
             } else {
                 <form onsubmit={onsubmit}>
                     <fieldset class="presets" disabled={v.running}>
