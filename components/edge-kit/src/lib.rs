@@ -36,7 +36,10 @@ pub fn var_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, EdgeErr
 /// accepted with a guessable key. `dev_mode` is optional: undeclared is off.
 pub fn session_secret() -> Result<likes_core::session::SessionSecret, EdgeError> {
     let raw = var("session_secret")?;
-    let dev_mode = spin_sdk::variables::get("dev_mode").is_ok_and(|v| v.trim() == "true");
+    // Only the published secret needs `dev_mode`: every other request (a like included) is
+    // spared the second variable lookup.
+    let dev_mode = raw == likes_core::session::DEV_SECRET
+        && spin_sdk::variables::get("dev_mode").is_ok_and(|v| v.trim() == "true");
     likes_core::session::SessionSecret::parse(&raw, dev_mode)
         .map_err(|e| EdgeError::Internal(anyhow::anyhow!("{e}")))
 }

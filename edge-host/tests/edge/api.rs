@@ -14,21 +14,13 @@ use testkit::TestRedis;
 
 use rstest::rstest;
 
-use crate::support::{Runtime, TEST_SECRET, TestEdge, assert_problem, seed_posts, sign_in};
+use crate::support::{
+    Runtime, TEST_SECRET, TestEdge, assert_problem, get_json, like, seed_posts, sign_in,
+};
 
 /// The abuse limits, off: these tests are about counting exactly under concurrency, which
 /// takes more likes and sign-ins from one address than the limits allow (see `abuse.rs`).
 const LIMITS_OFF: &[(&str, &str)] = &[("likes_per_minute", "0"), ("sessions_per_minute", "0")];
-
-async fn like(edge: &TestEdge, token: &str, post: &str, on: bool) -> reqwest::Response {
-    let url = edge.url(&format!("/api/posts/{post}/like"));
-    let req = if on {
-        edge.client().put(url)
-    } else {
-        edge.client().delete(url)
-    };
-    req.bearer_auth(token).send().await.expect("send")
-}
 
 async fn like_ok(edge: &TestEdge, token: &str, post: &str, on: bool) -> LikeResponse {
     let resp = like(edge, token, post, on).await;
@@ -552,16 +544,8 @@ async fn health_follows_redis_and_config_serves_the_realtime_url(#[case] rt: Run
     let Some(edge) = TestEdge::app_on(rt, &redis).await else {
         return;
     };
-    let c = edge.client();
     assert_eq!(edge.get("/api/health").await.status(), StatusCode::OK);
-    let config: Value = c
-        .get(edge.url("/api/config"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let config: Value = get_json(&edge, "/api/config", None).await;
     assert!(
         config["realtime_url"]
             .as_str()
@@ -631,15 +615,7 @@ async fn config_gives_the_lab_key_only_with_the_lab_and_only_same_origin(#[case]
     let Some(edge) = TestEdge::app_with(rt, &redis, &[("lab_key", key)]).await else {
         return;
     };
-    let config: Value = edge
-        .client()
-        .get(edge.url("/api/config"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let config: Value = get_json(&edge, "/api/config", None).await;
     assert!(
         config.get("lab_url").is_none() && config.get("lab_key").is_none(),
         "{config}"

@@ -21,23 +21,9 @@ use testkit::TestRedis;
 use rstest::rstest;
 
 use crate::support::{
-    Runtime, TestEdge, assert_problem, image_part, new_post, seed_posts, sign_in, small_jpeg,
-    upload,
+    Runtime, TestEdge, assert_problem, get_json, image_part, new_post, seed_posts, sign_in,
+    small_jpeg, upload,
 };
-
-async fn get_json<T: serde::de::DeserializeOwned>(
-    edge: &TestEdge,
-    path: &str,
-    token: Option<&str>,
-) -> T {
-    let mut req = edge.client().get(edge.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.expect("send");
-    assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
-    resp.json().await.expect("json body")
-}
 
 async fn fetch_image(edge: &TestEdge, url: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {
     let resp = edge.get(url).await;

@@ -409,3 +409,29 @@ pub async fn seed_posts(edge: &TestEdge, token: &str, n: u32) -> Vec<likes_core:
     }
     posts
 }
+
+/// `GET path` (with `token` as a bearer when given), asserted 200, as JSON.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    edge: &TestEdge,
+    path: &str,
+    token: Option<&str>,
+) -> T {
+    let mut req = edge.client().get(edge.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("send");
+    assert_eq!(resp.status(), reqwest::StatusCode::OK, "GET {path}");
+    resp.json().await.expect("json body")
+}
+
+/// `PUT` (`on`) or `DELETE /api/posts/{post}/like` as the holder of `token`.
+pub async fn like(edge: &TestEdge, token: &str, post: &str, on: bool) -> reqwest::Response {
+    let url = edge.url(&format!("/api/posts/{post}/like"));
+    let req = if on {
+        edge.client().put(url)
+    } else {
+        edge.client().delete(url)
+    };
+    req.bearer_auth(token).send().await.expect("send")
+}
