@@ -248,6 +248,8 @@ mod tests {
         let overrides = HashMap::from([
             ("session_secret".to_owned(), SECRET.to_owned()),
             ("redis_host".to_owned(), "127.0.0.1:7777".to_owned()),
+            ("redis_user".to_owned(), "likes-edge".to_owned()),
+            ("redis_password".to_owned(), "pw".to_owned()),
         ]);
         let app = App::load(&workspace_manifest(), &overrides).expect("loads");
         assert_eq!(app.name, "likes");
@@ -257,7 +259,10 @@ mod tests {
                 .source
                 .ends_with("target/wasm32-wasip2/component/likes.wasm")
         );
-        assert_eq!(likes.variables["redis_address"], "redis://127.0.0.1:7777");
+        assert_eq!(
+            likes.variables["redis_address"],
+            "redis://likes-edge:pw@127.0.0.1:7777"
+        );
         assert_eq!(likes.variables["session_secret"], SECRET);
         assert!(
             likes

@@ -15,6 +15,7 @@ pub mod invoke;
 pub mod manifest;
 pub mod metrics;
 pub mod outbound;
+mod parse_errors;
 pub mod problem;
 pub mod routes;
 pub mod runtime;

@@ -247,6 +247,20 @@ pub struct OutboundUrl {
     pub port: Option<u16>,
 }
 
+/// `address` with any `user:password@` replaced by `***@`, for logs: a Redis address carries
+/// the edge's ACL password.
+pub fn without_userinfo(address: &str) -> std::borrow::Cow<'_, str> {
+    let (scheme, rest) = address.split_once("://").unwrap_or(("", address));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rsplit_once('@') {
+        Some((_, host)) => {
+            let sep = if scheme.is_empty() { "" } else { "://" };
+            format!("{scheme}{sep}***@{host}{}", &rest[end..]).into()
+        }
+        None => address.into(),
+    }
+}
+
 impl OutboundUrl {
     /// Parses `url`; without `scheme://` the `default_scheme` is assumed, as Spin does.
     pub fn parse(url: &str, default_scheme: &str) -> Result<Self, OutboundError> {
@@ -335,6 +349,19 @@ impl AllowedHosts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_addresses_carry_no_password() {
+        assert_eq!(
+            without_userinfo("redis://likes-edge:s3cret@10.0.0.1:6379"),
+            "redis://***@10.0.0.1:6379"
+        );
+        assert_eq!(
+            without_userinfo("redis://10.0.0.1:6379"),
+            "redis://10.0.0.1:6379"
+        );
+        assert_eq!(without_userinfo("u:p@h:1/x"), "***@h:1/x");
+    }
 
     fn hosts(entries: &[&str]) -> AllowedHosts {
         AllowedHosts::parse(entries).expect("valid allow-list")

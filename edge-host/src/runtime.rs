@@ -2,7 +2,9 @@
 //!
 //! The engine uses the pooling allocator (per-request instances are cheap to create and drop),
 //! epoch interruption (a ticker thread; each store traps once its request's deadline passes and
-//! yields to tokio on every tick so a spinning guest cannot starve other requests), and
+//! yields to tokio on every tick so a spinning guest cannot starve other requests; a single
+//! bulk-memory instruction, such as a guest's `memset` of a fresh 150 MB buffer, cannot be
+//! interrupted), and
 //! wasmtime's on-disk compilation cache so restarts skip Cranelift.
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,8 +27,12 @@ use crate::files::Mounts;
 use crate::host::redis::RedisPool;
 use crate::host::{self, ComponentContext, HostState};
 
-/// How often the epoch advances; the granularity of the wall-time limit.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often the epoch advances: the granularity of the wall-time limit and the longest a
+/// CPU-bound guest runs before it yields its worker. 1 ms, not 10: a light request on that
+/// worker waits about one slice per runnable guest at each of its I/O waits, and with two
+/// heavy uploads per worker 10 ms slices made `/api/health` ~60 ms (docs/BENCHMARKS.md, "Heavy
+/// uploads and a light request's latency").
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 const MB: usize = 1 << 20;
 
@@ -268,7 +274,15 @@ impl Runtime {
             if Instant::now() >= deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                // tokio's yield, not wasmtime's `Yield`: that one wakes the task at once, so a
+                // worker running a CPU-bound guest always has a task ready and polls its sockets
+                // only every 61 task polls (tokio's `event_interval`), i.e. 61 guest slices per
+                // I/O wait of every other request on the worker: 0.6 s each at 10 ms (issue 19).
+                // tokio's yield wakes the guest only after the worker has polled its sockets.
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
             }
         });
         Ok(store)

@@ -30,6 +30,10 @@ use crate::runtime::Runtime;
 
 /// Longest time a client may take to send request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most headers a request may have (431 problem+json beyond, see `parse_errors.rs`). Together
+/// with hyper's read buffer (about 400 KiB for the whole head) and its 64 KiB URI limit (414),
+/// these are the request-head limits in the README.
+const MAX_HEADERS: usize = 100;
 /// The reserved path prefix Spin answers itself.
 const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
 
@@ -324,7 +328,8 @@ fn worker(index: usize, server: &Arc<Server>, mut accepted: UnboundedReceiver<Ac
     builder
         .keep_alive(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(MAX_HEADERS);
     runtime.block_on(async {
         while let Some((stream, client, watcher)) = accepted.recv().await {
             let stream = match tokio::net::TcpStream::from_std(stream) {
@@ -339,7 +344,8 @@ fn worker(index: usize, server: &Arc<Server>, mut accepted: UnboundedReceiver<Ac
                 let server = server.clone();
                 async move { Ok::<_, Infallible>(server.handle(request, client).await) }
             });
-            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+            let stream = TokioIo::new(crate::parse_errors::ProblemStream::new(stream));
+            let connection = watcher.watch(builder.serve_connection(stream, service));
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(%client, error = %e, "connection ended with an error");

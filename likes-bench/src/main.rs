@@ -7,11 +7,13 @@
 //! - `native`: the same like logic as a plain axum handler, the reference for the wasm host;
 //! - `memory`: bytes per like of the dedupe structure vs a plain Redis SET;
 //! - `seed`: the posts the like benchmarks cycle through;
-//! - `upload`: a 12 MP photo through the edge's upload component vs the same pipeline natively.
+//! - `upload`: a 12 MP photo through the edge's upload component vs the same pipeline natively;
+//! - `heavy`: a light request's latency while clients upload tiny JPEGs declaring 7000×7000.
 //!
 //! Each prints one JSON object on stdout so xtask can tabulate and compute ratios.
 
 mod drive;
+mod heavy;
 mod http1;
 mod memory;
 mod native;
@@ -38,6 +40,7 @@ enum Command {
     Native(native::Args),
     Memory(memory::Args),
     Upload(upload::Args),
+    Heavy(heavy::Args),
     Seed(seed::Args),
 }
 
@@ -74,6 +77,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Native(a) => native::run(a).await,
         Command::Memory(a) => memory::run(a).await,
         Command::Upload(a) => upload::run(a).await,
+        Command::Heavy(a) => heavy::run(a).await,
         Command::Seed(a) => seed::run(a).await,
     }
 }

@@ -4,6 +4,7 @@
 //! Everything that two processes must agree on lives here exactly once: the id formats, the
 //! Redis key scheme, the Lua scripts, the event schema, the API bodies and the error body.
 
+pub mod acl;
 pub mod api;
 pub mod events;
 pub mod ids;

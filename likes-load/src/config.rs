@@ -84,6 +84,18 @@ pub struct Config {
     pub seed: u64,
     /// Process ids to sample memory of, by name (e.g. `edge-host=1234`).
     pub watch: Vec<(String, u32)>,
+    /// Append-only JSONL record of every request and answer; the run is then audited against
+    /// it (see `audit.rs`).
+    #[serde(default)]
+    pub ledger: Option<std::path::PathBuf>,
+    /// How long the end-of-run replay keeps retrying requests whose effect is unknown (a
+    /// service may still be restarting).
+    #[serde(default = "default_replay_timeout", with = "secs")]
+    pub replay_timeout: Duration,
+}
+
+fn default_replay_timeout() -> Duration {
+    Duration::from_secs(120)
 }
 
 impl Default for Config {
@@ -111,6 +123,8 @@ impl Default for Config {
             subs_per_socket: 1,
             seed: 7,
             watch: Vec::new(),
+            ledger: None,
+            replay_timeout: default_replay_timeout(),
         }
     }
 }

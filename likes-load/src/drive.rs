@@ -21,6 +21,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::config::Config;
 use crate::edge::{Edge, Outcome};
+use crate::ledger::{Ledger, LedgerPhase, Op};
 use crate::observe::{LagProbe, LagSample, Memory};
 use crate::pick::{PostPicker, Rng};
 use crate::progress::{ProgressEvent, ProgressSink, Tick};
@@ -43,6 +44,28 @@ struct Shared {
     uncertain: Mutex<Vec<(u32, u32)>>,
     slots: Semaphore,
     outstanding: AtomicU64,
+    ledger: Option<Arc<Ledger>>,
+}
+
+impl Shared {
+    /// Records a request in the ledger (when there is one); returns its seq.
+    fn log_sent(&self, user: u32, post: Option<u32>, op: Op, phase: LedgerPhase) -> u64 {
+        self.ledger.as_ref().map_or(0, |l| {
+            l.sent(
+                self.users.ids[user as usize].get(),
+                post.map(|p| self.posts[p as usize].get()),
+                op,
+                phase,
+            )
+        })
+    }
+
+    /// Records the answer to request `seq`.
+    fn log_answer(&self, seq: u64, outcome: Outcome, likes: Option<u64>, post: Option<u64>) {
+        if let Some(l) = &self.ledger {
+            l.answer(seq, outcome, likes, post);
+        }
+    }
 }
 
 /// What the load phase leaves behind.
@@ -66,6 +89,8 @@ pub struct LoadResult {
 pub struct Observers {
     pub lag: Option<Arc<LagProbe>>,
     pub fleet: Option<Arc<Fleet>>,
+    /// Where every request and answer is recorded, if anywhere.
+    pub ledger: Option<Arc<Ledger>>,
 }
 
 /// Intended offset of arrival `k` from the start, for a linear ramp then a constant rate.
@@ -105,6 +130,7 @@ pub async fn load(
         uncertain: Mutex::default(),
         slots: Semaphore::new(cfg.max_in_flight),
         outstanding: AtomicU64::new(0),
+        ledger: observers.ledger.clone(),
     });
 
     let done = Arc::new(AtomicBool::new(false));
@@ -211,26 +237,23 @@ pub async fn load(
     progress.event(ProgressEvent::Phase {
         phase: crate::progress::Phase::Repair,
     });
+    // Pairs are independent (a user's requests on different posts commute), so several are
+    // replayed at once; each pair's own retries stay in order.
     let mut uncertain = std::mem::take(&mut *lock(&shared.uncertain));
     uncertain.sort_unstable();
     uncertain.dedup();
-    let (mut replayed, mut replay_failures) = (0, 0);
-    for (u, p) in uncertain {
-        replayed += 1;
-        let like = liked[u as usize].contains(&p);
-        let mut ok = false;
-        for _ in 0..5 {
-            let (outcome, _) = send_like(&shared, u, p, like).await;
-            if outcome.is_success() {
-                ok = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        if !ok {
-            replay_failures += 1;
-        }
-    }
+    let replayed = uncertain.len() as u64;
+    let deadline = Instant::now() + cfg.replay_timeout;
+    let settled: Vec<bool> = {
+        use futures::StreamExt;
+        let (shared, liked) = (&shared, &liked);
+        futures::stream::iter(uncertain)
+            .map(|(u, p)| replay(shared, u, p, liked[u as usize].contains(&p), deadline))
+            .buffer_unordered(REPLAY_CONCURRENCY)
+            .collect()
+            .await
+    };
+    let replay_failures = settled.iter().filter(|ok| !**ok).count() as u64;
     LoadResult {
         recorder,
         expected,
@@ -245,6 +268,35 @@ pub async fn load(
     }
 }
 
+/// Pairs replayed at once at the end.
+const REPLAY_CONCURRENCY: usize = 16;
+
+/// Sends a pair's final intent until it is answered 2xx or `deadline` passes (a service may
+/// still be coming back); whether it was.
+async fn replay(shared: &Shared, user: u32, post: u32, like: bool, deadline: Instant) -> bool {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let seq = shared.log_sent(user, Some(post), op_of(like), LedgerPhase::Replay);
+        let (outcome, body) = send_like(shared, user, post, like).await;
+        let likes = serde_json::from_slice::<LikeResponse>(&body)
+            .ok()
+            .map(|r| r.likes);
+        shared.log_answer(seq, outcome, likes, None);
+        if outcome.is_success() {
+            return true;
+        }
+        if Instant::now() + backoff > deadline {
+            return false;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+fn op_of(like: bool) -> Op {
+    if like { Op::Like } else { Op::Unlike }
+}
+
 async fn send_like(shared: &Shared, user: u32, post: u32, like: bool) -> (Outcome, bytes::Bytes) {
     let method = if like { Method::PUT } else { Method::DELETE };
     let path = format!("/api/posts/{}/like", shared.posts[post as usize]);
@@ -255,6 +307,7 @@ async fn send_like(shared: &Shared, user: u32, post: u32, like: bool) -> (Outcom
 /// One like/unlike: wait for a slot (the wait counts as latency), send, record.
 async fn request(shared: Arc<Shared>, user: u32, post: u32, like: bool, intended: Instant) {
     let permit = shared.slots.acquire().await;
+    let seq = shared.log_sent(user, Some(post), op_of(like), LedgerPhase::Load);
     let (outcome, body) = send_like(&shared, user, post, like).await;
     drop(permit);
     let endpoint = if like {
@@ -263,8 +316,10 @@ async fn request(shared: Arc<Shared>, user: u32, post: u32, like: bool, intended
         Endpoint::Unlike
     };
     shared.recorder.finished(endpoint, intended, outcome);
-    match serde_json::from_slice::<LikeResponse>(&body) {
-        Ok(r) if outcome.is_success() => shared.delivery.sent(post as usize, r.likes, intended),
+    let answer = serde_json::from_slice::<LikeResponse>(&body).ok();
+    shared.log_answer(seq, outcome, answer.as_ref().map(|r| r.likes), None);
+    match answer {
+        Some(r) if outcome.is_success() => shared.delivery.sent(post as usize, r.likes, intended),
         _ => lock(&shared.uncertain).push((user, post)),
     }
     shared.busy[user as usize].store(false, Ordering::Release);
@@ -296,7 +351,8 @@ async fn uploads(
             let Ok(jpeg) = crate::edge::jpeg(1_000_000 + k) else {
                 return;
             };
-            let (outcome, _) = shared
+            let seq = shared.log_sent(author as u32, None, Op::Upload, LedgerPhase::Load);
+            let (outcome, post) = shared
                 .edge
                 .create_post(
                     &shared.users.token(author),
@@ -304,6 +360,7 @@ async fn uploads(
                     &format!("likes-load upload {k}"),
                 )
                 .await;
+            shared.log_answer(seq, outcome, None, post.map(|p| p.id.get()));
             shared
                 .recorder
                 .finished(Endpoint::Upload, intended, outcome);
@@ -347,11 +404,7 @@ async fn observe(
         let (requests, errors) = shared.recorder.totals();
         let last = shared.recorder.last_second(now);
         let (achieved, p50, p99) = last.map_or((0.0, 0.0, 0.0), |(_, s)| {
-            (
-                s.ok as f64,
-                s.latency.value_at_quantile(0.5) as f64 / 1000.0,
-                s.latency.value_at_quantile(0.99) as f64 / 1000.0,
-            )
+            (s.ok as f64, s.p50_ms(), s.p99_ms())
         });
         progress.event(ProgressEvent::Tick(Tick {
             elapsed_s: t_s,

@@ -6,11 +6,13 @@
 //! [`run`] is the whole run as a library, reporting progress to a [`ProgressSink`] so that a
 //! control endpoint can stream it; the `likes-load` binary is a thin command line around it.
 
+pub mod audit;
 pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod drive;
 pub mod edge;
+pub mod ledger;
 pub mod observe;
 pub mod pick;
 pub mod progress;
@@ -53,7 +55,8 @@ pub enum LoadError {
 const DELIVERY_BUCKETS: usize = 50;
 
 /// Runs a whole scenario: setup, sockets, load, replay of unknown outcomes, drain wait and
-/// verdict. `stop` ends the load phase early (the verdict still runs).
+/// verdict, then (with a ledger) the audit and (with sockets) the clients' convergence. `stop`
+/// ends the load phase early (the verdict still runs).
 pub async fn run(
     config: Config,
     progress: Arc<dyn ProgressSink>,
@@ -142,6 +145,14 @@ pub async fn run(
         _ => None,
     };
 
+    let ledger = match &config.ledger {
+        Some(path) => {
+            let (l, w) = ledger::Ledger::create(path).map_err(LoadError::Setup)?;
+            Some((Arc::new(l), w))
+        }
+        None => None,
+    };
+
     phase(Phase::Load);
     let lag_probe = config
         .sync_metrics
@@ -160,6 +171,7 @@ pub async fn run(
         drive::Observers {
             lag: lag_probe,
             fleet: sockets.as_ref().map(|s| s.fleet.clone()),
+            ledger: ledger.as_ref().map(|(l, _)| l.clone()),
         },
         progress.clone(),
         stop,
@@ -168,13 +180,26 @@ pub async fn run(
 
     // The last counts reach the sockets within a coalescing window or two.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    if let Some(s) = sockets {
-        sockets_report.subscribed = s.subscribed() + s.fleet.dropped.load(Ordering::Relaxed);
+    if let Some(s) = &sockets {
+        sockets_report.subscribed = s.fleet.ever.load(Ordering::Relaxed);
         sockets_report.failed = s.fleet.failed.load(Ordering::Relaxed);
         sockets_report.dropped = s.fleet.dropped.load(Ordering::Relaxed);
+        sockets_report.reconnected = s.fleet.reconnected.load(Ordering::Relaxed);
         sockets_report.first_errors = stats::lock(&s.errors).clone();
-        s.close().await;
     }
+    let ledger_path = match ledger {
+        Some((l, writer)) => {
+            l.close();
+            let path = l.path().to_path_buf();
+            drop(l);
+            let lines = writer.finish().map_err(LoadError::Verdict)?;
+            progress.event(ProgressEvent::Note {
+                message: format!("ledger: {lines} lines in {}", path.display()),
+            });
+            Some(path)
+        }
+        None => None,
+    };
     let (dh, frames, unmatched) = delivery.finish();
     sockets_report.frames = frames;
     sockets_report.unmatched = unmatched;
@@ -197,6 +222,45 @@ pub async fn run(
     .await
     .map_err(LoadError::Verdict)?;
 
+    let audit = match (&ledger_path, config.database_url.as_deref()) {
+        (Some(path), Some(url)) => {
+            let entries = ledger::read(path).map_err(LoadError::Verdict)?;
+            let raw: Vec<u64> = posts.iter().map(|p| p.get()).collect();
+            let uploads = audit::uploaded_posts(&entries);
+            let observed = audit::observe(&redis, url, &raw, &uploads)
+                .await
+                .map_err(LoadError::Verdict)?;
+            Some(audit::audit(&entries, &raw, &observed))
+        }
+        _ => None,
+    };
+
+    // Every socket must end knowing Redis's final count of each post it follows: the last
+    // updates (and resyncs after a hub restart) may still be on their way.
+    if let Some(s) = sockets {
+        let started = Instant::now();
+        loop {
+            let counts = verdict::redis_counts(&redis, &posts)
+                .await
+                .map_err(LoadError::Verdict)?;
+            let truth = posts
+                .iter()
+                .copied()
+                .zip(counts.into_iter().map(Option::unwrap_or_default))
+                .collect();
+            let (ok, total, stale) = s.converged(&truth);
+            sockets_report.converged = Some(ok);
+            sockets_report.converge_total = Some(total);
+            sockets_report.stale = stale;
+            if ok == total || started.elapsed() >= CONVERGE_TIMEOUT {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        sockets_report.converge_secs = started.elapsed().as_secs_f64();
+        s.close().await;
+    }
+
     phase(Phase::Report);
     let mut machine = Machine::detect();
     machine.loadavg_start = loadavg_start;
@@ -209,8 +273,12 @@ pub async fn run(
         sockets_report,
         expected,
         verdict,
+        audit,
     ))
 }
+
+/// How long the end of a run waits for every socket to know the final counts.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[allow(clippy::too_many_arguments)]
 fn assemble(
@@ -222,6 +290,7 @@ fn assemble(
     sockets: SocketsReport,
     expected: Vec<(PostId, u64)>,
     verdict: Verdict,
+    audit: Option<audit::Audit>,
 ) -> Report {
     let recorded = result.recorder.finish();
     let mut likes = stats::histogram();
@@ -242,8 +311,8 @@ fn assemble(
             scheduled: s.scheduled,
             ok: s.ok,
             errors: s.errors,
-            p50_ms: s.latency.value_at_quantile(0.5) as f64 / 1000.0,
-            p99_ms: s.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            p50_ms: s.p50_ms(),
+            p99_ms: s.p99_ms(),
         })
         .collect();
     // Achieved rate over the steady part: 2xx answers to arrivals scheduled after the ramp.
@@ -284,6 +353,7 @@ fn assemble(
         timeline,
         expected,
         verdict,
+        audit,
         config,
     }
 }

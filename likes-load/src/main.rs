@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use likes_load::cli::TargetArgs;
-use likes_load::{Config, Phase, Popularity, Preset, ProgressEvent, ProgressSink, Status};
+use likes_load::{Config, Phase, Popularity, Preset, ProgressEvent, ProgressSink};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -65,6 +65,12 @@ struct Args {
     /// Folder for report.json, report.md and the PNG charts.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Write every request and answer to this JSONL file and audit the run against it.
+    #[arg(long)]
+    ledger: Option<PathBuf>,
+    /// How long the end-of-run replay retries unknown requests, e.g. `120s`.
+    #[arg(long, value_parser = humantime_duration)]
+    replay_timeout: Option<Duration>,
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -84,6 +90,7 @@ impl Args {
         }
         self.target.apply(&mut c);
         c.watch = self.watch;
+        c.ledger = self.ledger;
         macro_rules! set {
             ($($f:ident),*) => { $(if let Some(v) = self.$f { c.$f = v; })* };
         }
@@ -101,6 +108,7 @@ impl Args {
             max_in_flight,
             subs_per_socket,
             drain_timeout,
+            replay_timeout,
             seed
         );
         if self.max_requests.is_some() {
@@ -188,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = report_dir {
         println!("report written to {}", dir.display());
     }
-    if report.verdict.status == Status::Pass {
+    if report.passed() {
         println!("PASS");
         Ok(())
     } else {

@@ -9,11 +9,15 @@ use anyhow::Context;
 use likes_core::PostId;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::observe::{LagSample, Machine, Memory};
 use crate::setup::SetupInfo;
 use crate::stats::Latency;
 use crate::verdict::{Status, Verdict};
+
+/// Posts listed in the audit table (the busiest; the totals cover all).
+const AUDIT_POSTS_SHOWN: usize = 20;
 
 /// One second of the load phase.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,8 +37,23 @@ pub struct SocketsReport {
     pub asked: u64,
     pub subscribed: u64,
     pub failed: u64,
-    /// Subscribed sockets that lost their connection during the run.
+    /// Times a subscribed socket lost its connection during the run (each reconnects).
     pub dropped: u64,
+    /// Times a socket was subscribed again after losing its connection.
+    #[serde(default)]
+    pub reconnected: u64,
+    /// Sockets that ended knowing Redis's final count of every post they follow, of
+    /// `converge_total` (every socket that subscribed); absent when not checked.
+    #[serde(default)]
+    pub converged: Option<u64>,
+    #[serde(default)]
+    pub converge_total: Option<u64>,
+    /// Seconds the end of the run waited for them.
+    #[serde(default)]
+    pub converge_secs: f64,
+    /// The first sockets that did not converge.
+    #[serde(default)]
+    pub stale: Vec<crate::sockets::Stale>,
     pub connect_secs: f64,
     pub first_errors: Vec<String>,
     /// `likes:updated` frames received.
@@ -77,9 +96,19 @@ pub struct Report {
     /// Unique likers the generator left per post.
     pub expected: Vec<(PostId, u64)>,
     pub verdict: Verdict,
+    /// The ledger audit (runs with `--ledger` and PostgreSQL).
+    #[serde(default)]
+    pub audit: Option<Audit>,
 }
 
 impl Report {
+    /// The verdict passed, and so did the audit and the sockets' convergence when checked.
+    pub fn passed(&self) -> bool {
+        self.verdict.status == Status::Pass
+            && self.audit.as_ref().is_none_or(Audit::passed)
+            && self.sockets.converged == self.sockets.converge_total
+    }
+
     /// Writes `report.json`, `report.md` and the charts into `dir`.
     pub fn write(&self, dir: &Path) -> anyhow::Result<Vec<String>> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -155,13 +184,38 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "| sockets | {} asked, {} subscribed ({} failed, {} dropped) in {:.1} s |\n",
+            "| sockets | {} asked, {} subscribed ({} failed, {} dropped, {} reconnected) in {:.1} s |\n",
             self.sockets.asked,
             self.sockets.subscribed,
             self.sockets.failed,
             self.sockets.dropped,
+            self.sockets.reconnected,
             self.sockets.connect_secs
         );
+        if let (Some(ok), Some(total)) = (self.sockets.converged, self.sockets.converge_total) {
+            let _ = writeln!(
+                md,
+                "**Clients converged: {ok} / {total}** (every socket's last known count of each post it follows equals Redis's final count; checked for {:.1} s)\n",
+                self.sockets.converge_secs
+            );
+            for st in &self.sockets.stale {
+                let _ = writeln!(
+                    md,
+                    "- socket {} on {}: knows {}, Redis says {}",
+                    st.socket,
+                    st.post,
+                    st.known.map_or("nothing".into(), |k| k.to_string()),
+                    st.want
+                );
+            }
+            if !self.sockets.stale.is_empty() {
+                md.push('\n');
+            }
+        }
+        if let Some(a) = &self.audit {
+            md.push_str(&a.markdown(AUDIT_POSTS_SHOWN));
+            md.push('\n');
+        }
         let _ = writeln!(md, "| result | value |\n|---|---|");
         let _ = writeln!(
             md,

@@ -101,6 +101,9 @@ impl Delivery {
         let mut unmatched = 0;
         for m in &self.posts {
             let mut log = lock(m);
+            if upto.is_some() {
+                prune(&mut log.sends, limit);
+            }
             if log.frames.is_empty() {
                 continue;
             }
@@ -152,27 +155,91 @@ impl Delivery {
     }
 }
 
+/// Drops the sends no frame can match any more: every frame not matched yet was received after
+/// `limit`, and matches the latest send of its count at or before it, so of the sends at or
+/// before `limit` only the latest of each count can still be chosen. Keeps a long run's memory
+/// flat.
+fn prune(sends: &mut HashMap<u64, Vec<u64>>, limit: u64) {
+    for times in sends.values_mut() {
+        if times.len() > 1 {
+            times.sort_unstable();
+            let i = times.partition_point(|t| *t <= limit);
+            if i > 1 {
+                times.drain(..i - 1);
+            }
+        }
+    }
+}
+
 /// Counters of the socket fleet.
 #[derive(Debug, Default)]
 pub struct Fleet {
-    /// Sockets connected and subscribed (acked).
+    /// Sockets connected and subscribed (acked) right now.
     pub subscribed: AtomicU64,
+    /// Sockets that subscribed at least once.
+    pub ever: AtomicU64,
     pub failed: AtomicU64,
-    /// Sockets that were subscribed and then lost their connection.
+    /// Times a subscribed socket lost its connection (each then reconnects).
     pub dropped: AtomicU64,
+    /// Times a socket that had lost its connection was subscribed again.
+    pub reconnected: AtomicU64,
+}
+
+/// What one socket knows: its posts and the last count it saw for each (from a subscribe ack
+/// or a `likes:updated`), which must end equal to Redis's.
+#[derive(Debug)]
+pub struct SocketState {
+    pub posts: Vec<PostId>,
+    known: Mutex<HashMap<PostId, u64>>,
+    ever: std::sync::atomic::AtomicBool,
+}
+
+impl SocketState {
+    fn new(posts: Vec<PostId>) -> Self {
+        Self {
+            posts,
+            known: Mutex::default(),
+            ever: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn set(&self, post: PostId, likes: u64) {
+        lock(&self.known).insert(post, likes);
+    }
+
+    /// The last count seen for `post`.
+    pub fn known(&self, post: PostId) -> Option<u64> {
+        lock(&self.known).get(&post).copied()
+    }
+}
+
+/// A socket whose last known count differs from the truth at the end.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stale {
+    pub socket: u64,
+    pub post: PostId,
+    pub known: Option<u64>,
+    pub want: u64,
 }
 
 /// The open sockets; dropping it closes them.
 pub struct Sockets {
     pub fleet: Arc<Fleet>,
     tasks: JoinSet<()>,
+    states: Vec<Arc<SocketState>>,
     /// First connection errors, for the report.
     pub errors: Arc<Mutex<Vec<String>>>,
 }
 
+/// First and longest wait before a dropped socket reconnects.
+const RECONNECT_MIN: Duration = Duration::from_millis(250);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
 impl Sockets {
     /// Opens `count` sockets to `hub` (`http://host:port`); socket `i` subscribes to
-    /// `subs(i)`. Returns once every socket subscribed or failed, or after `deadline`.
+    /// `subs(i)`. Returns once every socket subscribed or failed, or after `deadline`. A
+    /// subscribed socket that loses its connection (a hub restart) reconnects with backoff and
+    /// subscribes again, taking the current counts from the ack.
     pub async fn open(
         hub: &str,
         count: u64,
@@ -185,6 +252,7 @@ impl Sockets {
         let errors = Arc::new(Mutex::new(Vec::new()));
         let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
         let mut tasks = JoinSet::new();
+        let mut states = Vec::with_capacity(count as usize);
         let started = Instant::now();
         for i in 0..count {
             // The first block connects unbound (the kernel may then reuse ports still in
@@ -196,7 +264,10 @@ impl Sockets {
                 }
                 _ => None,
             };
-            let frame = subscribe_frame(&subs(i));
+            let posts = subs(i);
+            let frame = subscribe_frame(&posts);
+            let state = Arc::new(SocketState::new(posts));
+            states.push(state.clone());
             let (fleet, delivery, gate, errors) = (
                 fleet.clone(),
                 delivery.clone(),
@@ -204,27 +275,45 @@ impl Sockets {
                 errors.clone(),
             );
             tasks.spawn(async move {
-                let permit = gate.acquire_owned().await;
-                let result = socket(addr, source, frame, &fleet, &delivery, permit.ok()).await;
-                let why = match result {
-                    Ok(None) => return,
-                    Ok(Some(reason)) => format!("dropped after subscribing: {reason}"),
-                    Err(e) => {
-                        fleet.failed.fetch_add(1, Ordering::Relaxed);
-                        format!("{e:#}")
+                let note = |why: String| {
+                    let mut errs = lock(&errors);
+                    if errs.len() < 5 {
+                        errs.push(why);
                     }
                 };
-                let mut errs = lock(&errors);
-                if errs.len() < 5 {
-                    errs.push(why);
+                let permit = gate.acquire_owned().await;
+                let link = Link {
+                    addr,
+                    source,
+                    subscribe: &frame,
+                    fleet: &fleet,
+                    delivery: &delivery,
+                    state: &state,
+                };
+                match link.session(permit.ok(), false).await {
+                    Ok(reason) => note(format!("dropped after subscribing: {reason}")),
+                    Err(e) => {
+                        fleet.failed.fetch_add(1, Ordering::Relaxed);
+                        note(format!("{e:#}"));
+                        return;
+                    }
+                }
+                // Subscribed once: keep coming back until the run closes the fleet.
+                let jitter = Duration::from_millis(i % 250);
+                let mut backoff = RECONNECT_MIN;
+                loop {
+                    tokio::time::sleep(backoff + jitter).await;
+                    backoff = match link.session(None, true).await {
+                        Ok(_) => RECONNECT_MIN,
+                        Err(_) => (backoff * 2).min(RECONNECT_MAX),
+                    };
                 }
             });
             if i % 256 == 255 {
                 tokio::task::yield_now().await;
             }
         }
-        while fleet.subscribed.load(Ordering::Relaxed) + fleet.failed.load(Ordering::Relaxed)
-            < count
+        while fleet.ever.load(Ordering::Relaxed) + fleet.failed.load(Ordering::Relaxed) < count
             && started.elapsed() < deadline
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -232,6 +321,7 @@ impl Sockets {
         Ok(Self {
             fleet,
             tasks,
+            states,
             errors,
         })
     }
@@ -239,6 +329,36 @@ impl Sockets {
     /// Sockets currently subscribed.
     pub fn subscribed(&self) -> u64 {
         self.fleet.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Of the sockets that ever subscribed, how many know `truth`'s count for every post they
+    /// follow, how many there are, and the first few that do not.
+    pub fn converged(&self, truth: &HashMap<PostId, u64>) -> (u64, u64, Vec<Stale>) {
+        let (mut ok, mut total, mut stale) = (0, 0, Vec::new());
+        for (i, s) in self.states.iter().enumerate() {
+            if !s.ever.load(Ordering::Relaxed) {
+                continue;
+            }
+            total += 1;
+            let mut good = true;
+            for p in &s.posts {
+                let want = truth.get(p).copied().unwrap_or(0);
+                let known = s.known(*p);
+                if known != Some(want) {
+                    good = false;
+                    if stale.len() < 10 {
+                        stale.push(Stale {
+                            socket: i as u64,
+                            post: *p,
+                            known,
+                            want,
+                        });
+                    }
+                }
+            }
+            ok += u64::from(good);
+        }
+        (ok, total, stale)
     }
 
     /// Closes every socket.
@@ -266,97 +386,141 @@ fn subscribe_frame(posts: &[PostId]) -> String {
     format!("421{body}")
 }
 
-/// One socket's whole life: connect, join `/`, subscribe, then read until aborted.
-async fn socket(
+/// The counts in a subscribe ack `431[{"counts":{"p_1":3,…}}]`.
+fn ack_counts(frame: &str) -> Vec<(PostId, u64)> {
+    let Some(body) = frame.strip_prefix("431") else {
+        return Vec::new();
+    };
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(body)
+    else {
+        return Vec::new();
+    };
+    items
+        .first()
+        .and_then(|v| v.get("counts"))
+        .and_then(serde_json::Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What one socket connects with, each time it (re)connects.
+struct Link<'a> {
     addr: SocketAddr,
     source: Option<SocketAddr>,
-    subscribe: String,
-    fleet: &Fleet,
-    delivery: &Delivery,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
-) -> anyhow::Result<Option<String>> {
-    let sock = TcpSocket::new_v4()?;
-    if let Some(src) = source {
-        // Lets an ephemeral port whose last connection is in TIME_WAIT be bound again.
-        sock.set_reuseaddr(true)?;
-        sock.bind(src)
-            .with_context(|| format!("binding a source port on {src}"))?;
-    }
-    let stream = tokio::time::timeout(Duration::from_secs(30), sock.connect(addr))
+    subscribe: &'a str,
+    fleet: &'a Fleet,
+    delivery: &'a Delivery,
+    state: &'a SocketState,
+}
+
+impl Link<'_> {
+    /// One connection: connect, join `/`, subscribe, then read until the connection ends (or
+    /// the task is aborted). `Ok(why it ended)` once it had subscribed, `Err` before.
+    async fn session(
+        &self,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        again: bool,
+    ) -> anyhow::Result<String> {
+        let (addr, fleet) = (self.addr, self.fleet);
+        let sock = TcpSocket::new_v4()?;
+        if let Some(src) = self.source {
+            // Lets an ephemeral port whose last connection is in TIME_WAIT be bound again.
+            sock.set_reuseaddr(true)?;
+            sock.bind(src)
+                .with_context(|| format!("binding a source port on {src}"))?;
+        }
+        let stream = tokio::time::timeout(Duration::from_secs(30), sock.connect(addr))
+            .await
+            .context("connect timed out")?
+            .context("connect (fd limit? ports?)")?;
+        stream.set_nodelay(true)?;
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0);
+        let (mut ws, _) = tokio::time::timeout(
+            Duration::from_secs(30),
+            client_async_with_config(url, stream, Some(config)),
+        )
         .await
-        .context("connect timed out")?
-        .context("connect (fd limit? ports?)")?;
-    stream.set_nodelay(true)?;
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0);
-    let (mut ws, _) = tokio::time::timeout(
-        Duration::from_secs(30),
-        client_async_with_config(url, stream, Some(config)),
-    )
-    .await
-    .context("websocket handshake timed out")?
-    .context("websocket handshake")?;
-    ws.send(Message::Text("40".into())).await?;
-    // Like socket.io-client: emit only once the namespace connect is confirmed.
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) if t.as_str().starts_with("40") => break,
-            // The server's first ping can come before the connect ack; unanswered, it closes
-            // the socket 20 s (the ping timeout) later.
-            Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+        .context("websocket handshake timed out")?
+        .context("websocket handshake")?;
+        ws.send(Message::Text("40".into())).await?;
+        // Like socket.io-client: emit only once the namespace connect is confirmed.
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.as_str().starts_with("40") => break,
+                // The server's first ping can come before the connect ack; unanswered, it
+                // closes the socket 20 s (the ping timeout) later.
+                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                    ws.send(Message::Text("3".into())).await?;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).context("before the namespace connect"),
+                None => anyhow::bail!("closed before the namespace connect"),
+            }
+        }
+        ws.send(Message::Text(self.subscribe.to_owned().into()))
+            .await?;
+        let prefix = format!("42[\"{LIKES_UPDATED}\",");
+        let mut subscribed = false;
+        let mut since = Instant::now();
+        let mut permit = permit;
+        let mut ended = "closed by the hub".to_owned();
+        while let Some(msg) = ws.next().await {
+            let t = match msg {
+                Ok(Message::Text(t)) => t,
+                Ok(Message::Close(frame)) => {
+                    ended = format!("close frame {frame:?}");
+                    continue;
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    ended = e.to_string();
+                    break;
+                }
+            };
+            let t = t.as_str();
+            if let Some(body) = t.strip_prefix(prefix.as_str()) {
+                let at = Instant::now();
+                if let Ok(update) = serde_json::from_str::<LikesUpdated>(body.trim_end_matches(']'))
+                {
+                    self.delivery.received(&update, at);
+                    self.state.set(update.post_id, update.likes);
+                }
+            } else if t == "2" {
                 ws.send(Message::Text("3".into())).await?;
+            } else if t.starts_with("431") && !subscribed {
+                anyhow::ensure!(!t.contains("\"error\""), "subscribe refused: {t}");
+                for (post, likes) in ack_counts(t) {
+                    self.state.set(post, likes);
+                }
+                subscribed = true;
+                since = Instant::now();
+                fleet.subscribed.fetch_add(1, Ordering::Relaxed);
+                if again {
+                    fleet.reconnected.fetch_add(1, Ordering::Relaxed);
+                }
+                if !self.state.ever.swap(true, Ordering::Relaxed) {
+                    fleet.ever.fetch_add(1, Ordering::Relaxed);
+                }
+                permit.take();
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e).context("before the namespace connect"),
-            None => anyhow::bail!("closed before the namespace connect"),
         }
-    }
-    ws.send(Message::Text(subscribe.into())).await?;
-    let prefix = format!("42[\"{LIKES_UPDATED}\",");
-    let mut subscribed = false;
-    let mut since = Instant::now();
-    let mut permit = permit;
-    let mut ended = "closed by the hub".to_owned();
-    while let Some(msg) = ws.next().await {
-        let t = match msg {
-            Ok(Message::Text(t)) => t,
-            Ok(Message::Close(frame)) => {
-                ended = format!("close frame {frame:?}");
-                continue;
-            }
-            Ok(_) => continue,
-            Err(e) => {
-                ended = e.to_string();
-                break;
-            }
-        };
-        let t = t.as_str();
-        if let Some(body) = t.strip_prefix(prefix.as_str()) {
-            let at = Instant::now();
-            if let Ok(update) = serde_json::from_str::<LikesUpdated>(body.trim_end_matches(']')) {
-                delivery.received(&update, at);
-            }
-        } else if t == "2" {
-            ws.send(Message::Text("3".into())).await?;
-        } else if t.starts_with("431") && !subscribed {
-            anyhow::ensure!(!t.contains("\"error\""), "subscribe refused: {t}");
-            subscribed = true;
-            since = Instant::now();
-            fleet.subscribed.fetch_add(1, Ordering::Relaxed);
-            permit.take();
+        if subscribed {
+            fleet.subscribed.fetch_sub(1, Ordering::Relaxed);
+            fleet.dropped.fetch_add(1, Ordering::Relaxed);
+            Ok(format!(
+                "{ended}, {:.1} s after subscribing",
+                since.elapsed().as_secs_f64()
+            ))
+        } else {
+            anyhow::bail!("closed before the subscribe ack: {ended}")
         }
-    }
-    if subscribed {
-        fleet.subscribed.fetch_sub(1, Ordering::Relaxed);
-        fleet.dropped.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(format!(
-            "{ended}, {:.1} s after subscribing",
-            since.elapsed().as_secs_f64()
-        )))
-    } else {
-        anyhow::bail!("closed before the subscribe ack: {ended}")
     }
 }
 
@@ -396,5 +560,22 @@ mod tests {
             subscribe_frame(&[post(1), post(2)])
                 .starts_with(r#"421["subscribe",{"posts":["p_1","p_2"]}]"#)
         );
+    }
+
+    #[test]
+    fn sends_no_frame_can_match_are_pruned() {
+        let mut sends = HashMap::from([(1, vec![30, 10, 20, 50]), (2, vec![5])]);
+        prune(&mut sends, 25);
+        assert_eq!(sends[&1], vec![20, 30, 50]);
+        assert_eq!(sends[&2], vec![5]);
+    }
+
+    #[test]
+    fn subscribe_acks_carry_the_counts_a_socket_resyncs_from() {
+        let mut got = ack_counts(r#"431[{"counts":{"p_22":0,"p_1":3}}]"#);
+        got.sort_unstable();
+        assert_eq!(got, vec![(post(1), 3), (post(22), 0)]);
+        assert!(ack_counts(r#"431[{"error":{"title":"x"}}]"#).is_empty());
+        assert!(ack_counts("42[]").is_empty());
     }
 }

@@ -51,9 +51,16 @@ pub struct Second {
     /// ...of which answered with a 2xx.
     pub ok: u64,
     pub errors: u64,
-    /// Like/unlike latency of this second's arrivals.
-    pub latency: Histogram<u64>,
+    /// Like/unlike latency of this second's arrivals; `None` once the second is
+    /// [`KEEP_SECONDS`] old and only its quantiles are kept (a histogram is ~160 KB, which
+    /// over a 30-minute soak would be the generator's own memory growth).
+    latency: Option<Histogram<u64>>,
+    /// p50 and p99 in µs, kept when the histogram is dropped.
+    quantiles: (u64, u64),
 }
+
+/// Seconds whose latency histogram is kept whole: longer than any request may take.
+pub const KEEP_SECONDS: usize = 30;
 
 impl Default for Second {
     fn default() -> Self {
@@ -61,7 +68,39 @@ impl Default for Second {
             scheduled: 0,
             ok: 0,
             errors: 0,
-            latency: histogram(),
+            latency: Some(histogram()),
+            quantiles: (0, 0),
+        }
+    }
+}
+
+impl Second {
+    /// Median latency in ms.
+    pub fn p50_ms(&self) -> f64 {
+        self.quantile_us(0.5, self.quantiles.0) as f64 / 1000.0
+    }
+
+    /// 99th percentile latency in ms.
+    pub fn p99_ms(&self) -> f64 {
+        self.quantile_us(0.99, self.quantiles.1) as f64 / 1000.0
+    }
+
+    fn quantile_us(&self, q: f64, kept: u64) -> u64 {
+        self.latency
+            .as_ref()
+            .map_or(kept, |h| h.value_at_quantile(q))
+    }
+
+    fn record(&mut self, us: u64) {
+        if let Some(h) = &mut self.latency {
+            let _ = h.record(us);
+        }
+    }
+
+    /// Keeps the quantiles, drops the histogram.
+    fn compact(&mut self) {
+        if let Some(h) = self.latency.take() {
+            self.quantiles = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
         }
     }
 }
@@ -92,6 +131,13 @@ impl Recorder {
     fn second(inner: &mut Inner, idx: usize) -> &mut Second {
         if inner.seconds.len() <= idx {
             inner.seconds.resize_with(idx + 1, Second::default);
+            let old = inner.seconds.len().saturating_sub(KEEP_SECONDS);
+            for s in inner.seconds[..old].iter_mut().rev() {
+                if s.latency.is_none() {
+                    break;
+                }
+                s.compact();
+            }
         }
         &mut inner.seconds[idx]
     }
@@ -130,7 +176,7 @@ impl Recorder {
             let s = Self::second(&mut inner, idx);
             if ok {
                 s.ok += 1;
-                let _ = s.latency.record(us);
+                s.record(us);
             } else {
                 s.errors += 1;
             }
@@ -213,10 +259,26 @@ mod tests {
         let rec = r.finish();
         let h = &rec.endpoints[&Endpoint::Like];
         assert!(h.min() >= 40_000, "{}", h.min());
+        assert!(rec.seconds[0].p50_ms() >= 40.0);
         assert_eq!(
             rec.errors.get("PUT /api/posts/{id}/like no answer"),
             Some(&1)
         );
         assert_eq!(r.totals(), (2, 1));
+    }
+
+    #[test]
+    fn old_seconds_keep_their_quantiles_not_their_histograms() {
+        let start = Instant::now() - Duration::from_secs(100);
+        let r = Recorder::new(start);
+        let ok = Outcome::Status(http::StatusCode::OK);
+        r.finished(Endpoint::Like, start, ok);
+        let p99 = r.finish().seconds[0].p99_ms();
+        assert!(p99 >= 100_000.0, "{p99}");
+        r.scheduled(start + Duration::from_secs(90));
+        let rec = r.finish();
+        assert_eq!(rec.seconds.len(), 91);
+        assert!(rec.seconds[0].latency.is_none() && rec.seconds[90].latency.is_some());
+        assert_eq!(rec.seconds[0].p99_ms(), p99);
     }
 }

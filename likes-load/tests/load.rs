@@ -80,7 +80,12 @@ async fn system() -> System {
     let (edge_port, hub_port, sync_port) = (free_port(), free_port(), free_port());
     let sync = spawn(
         Command::new(bin("sync-daemon"))
-            .args(["--redis-url", &redis.url(), "--database-url", &pg.url()])
+            .args([
+                "--redis-url",
+                &redis.url_as(testkit::Role::Daemon),
+                "--database-url",
+                &pg.url(),
+            ])
             .args(["--admin-listen", &format!("127.0.0.1:{sync_port}")])
             // Reconciliation would repair the counts this test corrupts on purpose.
             .args(["--reconcile-secs", "0", "run"]),
@@ -89,7 +94,7 @@ async fn system() -> System {
         "--listen",
         &format!("127.0.0.1:{hub_port}"),
         "--redis-url",
-        &redis.url(),
+        &redis.url_as(testkit::Role::Hub),
         "--events-per-second",
         "0",
     ]));
@@ -97,7 +102,11 @@ async fn system() -> System {
         Command::new(bin("edge-host"))
             .args(["--manifest", "spin.toml"])
             .args(["--listen", &format!("127.0.0.1:{edge_port}")])
-            .args(["--variable", &format!("redis_host={}", redis.host())])
+            .args(
+                redis
+                    .edge_variables()
+                    .map(|(k, v)| format!("--variable={k}={v}")),
+            )
             .args(["--variable", &format!("session_secret={SECRET}")])
             // A load test is thousands of users from one address, liking as fast as they can.
             .args(["--variable", "likes_per_minute=0"])
@@ -121,7 +130,7 @@ fn config(s: &System) -> Config {
     Config {
         edge: s.edge.clone(),
         hub: Some(s.hub.clone()),
-        redis: s.redis.url(),
+        redis: s.redis.url_as(testkit::Role::LoadGen),
         database_url: Some(s.pg.url()),
         sync_metrics: Some(s.sync_metrics.clone()),
         users: 300,

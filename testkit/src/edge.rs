@@ -16,10 +16,10 @@ pub struct EdgeProcess {
 }
 
 impl EdgeProcess {
-    /// Starts the edge on a free port against the Redis at `redis_host` (`host:port`), signing
+    /// Starts the edge on a free port against `redis` (as the edge's ACL user), signing
     /// sessions with `secret`. Fails with one line naming the command to run when the binary or
     /// the components are missing.
-    pub fn start(redis_host: &str, secret: &str) -> Self {
+    pub fn start(redis: &crate::TestRedis, secret: &str) -> Self {
         let root = workspace_root();
         let bin = root.join("target/release/edge-host");
         assert!(
@@ -36,13 +36,16 @@ impl EdgeProcess {
             );
         }
         let port = free_port();
-        let child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        for (name, value) in redis.edge_variables() {
+            cmd.args(["--variable", &format!("{name}={value}")]);
+        }
+        let child = cmd
             .current_dir(&root)
             .arg("--manifest")
             .arg(root.join("spin.toml"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--variable", &format!("session_secret={secret}")])
-            .args(["--variable", &format!("redis_host={redis_host}")])
             // These tests measure the services behind the edge; the edge's abuse limits are
             // tested in edge-host's own suite, and would only throttle the workloads here.
             .args(["--variable", "likes_per_minute=0"])

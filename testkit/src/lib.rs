@@ -10,6 +10,17 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use likes_core::acl::Role;
+
+/// The operator's password on every test Redis (Redis's `default` user). Test servers are
+/// throw-away and bound to 127.0.0.1, so fixed passwords are fine here and nowhere else.
+pub const OPERATOR_PASSWORD: &str = "test-operator-password";
+
+/// A role's password on every test Redis.
+pub fn role_password(role: Role) -> String {
+    format!("test-{}-password", role.user())
+}
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -86,9 +97,23 @@ impl TestRedis {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `redis://127.0.0.1:port`.
+    /// The operator's URL (every right), for a test's own setup and inspection.
     pub fn url(&self) -> String {
-        format!("redis://{}", self.host())
+        likes_core::acl::url("default", OPERATOR_PASSWORD, &self.host())
+    }
+
+    /// The URL a service of `role` connects with: it may do only what the role may.
+    pub fn url_as(&self, role: Role) -> String {
+        likes_core::acl::url(role.user(), &role_password(role), &self.host())
+    }
+
+    /// The edge's Redis variables (`redis_host`, `redis_user`, `redis_password`).
+    pub fn edge_variables(&self) -> [(&'static str, String); 3] {
+        [
+            ("redis_host", self.host()),
+            ("redis_user", Role::Edge.user().to_owned()),
+            ("redis_password", role_password(Role::Edge)),
+        ]
     }
 
     /// A blocking connection.
@@ -144,6 +169,14 @@ impl TestRedis {
 }
 
 fn spawn_redis(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
+    // Every test Redis enforces the roles' ACLs, so each service under test runs with exactly
+    // the rights a deployment gives it.
+    let acl = dir.join("users.acl");
+    std::fs::write(
+        &acl,
+        likes_core::acl::acl_file(OPERATOR_PASSWORD, role_password),
+    )
+    .unwrap_or_else(|e| panic!("writing {}: {e}", acl.display()));
     Command::new("redis-server")
         .args([
             "--bind",
@@ -157,6 +190,8 @@ fn spawn_redis(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
         ])
         .arg("--dir")
         .arg(dir)
+        .arg("--aclfile")
+        .arg(&acl)
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -2,8 +2,10 @@
 //! benchmarks. Everything a command needs (wasm targets, redis-server) it installs or names in
 //! one line.
 
+mod acl;
 mod cmd;
 mod proc;
+mod stack;
 mod tools;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +31,10 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Load lab: a fresh system on free ports under `likes-load` (flags after `load` go to it).
     Load(cmd::load::Args),
+    /// Chaos: load with a ledger while every service in turn is killed -9; audits every acked like.
+    Chaos(cmd::chaos::Args),
+    /// Soak: a steady mixed load for `--minutes`, every process's RSS sampled, memory slopes.
+    Soak(cmd::soak::Args),
     /// Fuzz every `cargo fuzz` target in fuzz/ for `--seconds` each (installs nightly, cargo-fuzz).
     Fuzz(cmd::fuzz::Args),
 }
@@ -42,5 +48,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Load(args) => cmd::load::run(args),
         Command::Fuzz(args) => cmd::fuzz::run(args),
+        Command::Chaos(args) => cmd::chaos::run(args),
+        Command::Soak(args) => cmd::soak::run(args),
     }
 }

@@ -17,7 +17,12 @@ pub struct Service {
     child: Child,
     restarts: u32,
     next_restart: Option<Instant>,
+    started: Instant,
 }
+
+/// A service that ran this long before it died starts its backoff afresh: one crash after a
+/// healthy hour is not the sixth of a crash loop.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 impl Service {
     /// Starts `make()`; `make` is kept so the supervisor can start it again.
@@ -29,6 +34,7 @@ impl Service {
             child,
             restarts: 0,
             next_restart: None,
+            started: Instant::now(),
         })
     }
 
@@ -42,6 +48,7 @@ impl Service {
             if Instant::now() >= at {
                 self.child = spawn(&self.name, &self.make)?;
                 self.next_restart = None;
+                self.started = Instant::now();
                 eprintln!(
                     "[xtask] {} restarted (pid {}, restart #{})",
                     self.name,
@@ -52,6 +59,9 @@ impl Service {
             return Ok(());
         }
         if let Some(status) = self.child.try_wait()? {
+            if self.started.elapsed() >= HEALTHY_RUN {
+                self.restarts = 0;
+            }
             self.restarts += 1;
             let backoff = Duration::from_millis(500u64.saturating_mul(1 << self.restarts.min(6)))
                 .min(Duration::from_secs(30));
@@ -62,6 +72,25 @@ impl Service {
             self.next_restart = Some(Instant::now() + backoff);
         }
         Ok(())
+    }
+
+    /// SIGKILL to the service's whole process group (each service leads its own), as a crash
+    /// would: no shutdown path runs, nothing is flushed, and no forked worker survives (a
+    /// PostgreSQL backend left behind would hold the shared memory its restart needs).
+    /// [`Self::supervise`] then restarts it as it would any service that died.
+    pub fn crash(&mut self) -> anyhow::Result<()> {
+        let pid = i32::try_from(self.child.id()).context("pid out of range")?;
+        if nix::sys::signal::killpg(Pid::from_raw(pid), Signal::SIGKILL).is_err() {
+            self.child
+                .kill()
+                .with_context(|| format!("killing {}", self.name))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the service is running now (not exited, not waiting for its restart).
+    pub fn is_up(&mut self) -> bool {
+        self.next_restart.is_none() && matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGTERM, then SIGKILL after `grace`.
@@ -109,8 +138,27 @@ pub fn wait_for_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {
     bail!("nothing listens on {addr} after {timeout:?}")
 }
 
-/// A Redis server for development or benchmarks: data under `dir`, AOF on when `durable`.
+/// A Redis server for benchmarks: data under `dir`, AOF on when `durable`, every client the
+/// `default` user.
 pub fn redis(port: u16, dir: &Path, durable: bool) -> anyhow::Result<Service> {
+    redis_server(port, dir, durable, None)
+}
+
+/// A Redis server whose clients log in as `users` (its ACL file), data under `dir`, AOF on.
+pub fn redis_with_users(
+    port: u16,
+    dir: &Path,
+    users: &crate::acl::RedisUsers,
+) -> anyhow::Result<Service> {
+    redis_server(port, dir, true, Some(users.acl_file()))
+}
+
+fn redis_server(
+    port: u16,
+    dir: &Path,
+    durable: bool,
+    acl: Option<std::path::PathBuf>,
+) -> anyhow::Result<Service> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.to_path_buf();
     let svc = Service::start("redis", move || {
@@ -134,6 +182,9 @@ pub fn redis(port: u16, dir: &Path, durable: bool) -> anyhow::Result<Service> {
         .arg("--dir")
         .arg(&dir)
         .args(["--logfile", "redis.log"]);
+        if let Some(acl) = &acl {
+            c.arg("--aclfile").arg(acl);
+        }
         c
     })?;
     wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10))?;

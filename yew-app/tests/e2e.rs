@@ -209,7 +209,7 @@ impl Stack {
                 "--admin-listen",
                 &format!("127.0.0.1:{}", self.hub_admin_port),
             ])
-            .args(["--redis-url", &self.redis.url()])
+            .args(["--redis-url", &self.redis.url_as(testkit::Role::Hub)])
             .args([
                 "--cors-origin",
                 &format!("http://127.0.0.1:{}", self.edge_port),
@@ -230,7 +230,6 @@ impl Stack {
                 "session_secret",
                 "e2e-only-session-secret-not-for-production".to_owned(),
             ),
-            ("redis_host", format!("127.0.0.1:{}", self.redis.port())),
             (
                 "realtime_url",
                 format!("http://127.0.0.1:{}", self.hub_port),
@@ -238,6 +237,7 @@ impl Stack {
             // The lab run signs its users in through the API, all from this machine's address.
             ("sessions_per_minute", "0".to_owned()),
         ];
+        variables.extend(self.redis.edge_variables());
         if let Some(lab) = self.lab_port {
             variables.push(("lab_url", format!("http://127.0.0.1:{lab}")));
             variables.push(("lab_key", LAB_KEY.to_owned()));
@@ -271,7 +271,7 @@ impl Stack {
         let pg = TestPostgres::start();
         let sync_port = free_port();
         let mut sync = Command::new(self.root.join("target/release/sync-daemon"));
-        sync.args(["--redis-url", &self.redis.url()])
+        sync.args(["--redis-url", &self.redis.url_as(testkit::Role::Daemon)])
             .args(["--database-url", &pg.url()])
             .args(["--admin-listen", &format!("127.0.0.1:{sync_port}")])
             .arg("run")
@@ -286,7 +286,7 @@ impl Stack {
                 "--sync-metrics",
                 &format!("http://127.0.0.1:{sync_port}/metrics"),
             ])
-            .args(["--redis", &self.redis.url()])
+            .args(["--redis", &self.redis.url_as(testkit::Role::LoadGen)])
             .args(["--max-users", "1000"])
             .args([
                 "--allowed-origin",

@@ -227,6 +227,7 @@ impl HostConnection for HostState {
         address: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
         if !self.component.allowed_hosts.allows(&address, "redis") {
+            let address = crate::outbound::without_userinfo(&address);
             tracing::info!(component = %self.component.id, %address, "redis address not allowed");
             return Ok(Err(Error::InvalidAddress));
         }

@@ -38,7 +38,9 @@ pub const INTENDED: &[Difference] = &[
     Difference {
         case: "an error below the components",
         part: "body",
-        reason: "a guest that traps, never answers, or a path no route matches: our host answers \
+        reason: "a guest that traps, never answers, or a path no route matches, and a request \
+                 the HTTP layer refuses before any component runs (431 too many or too large \
+                 headers, 414 a too long path, 400 a bad Content-Length): our host answers \
                  application/problem+json like every other error of the contract; Spin answers \
                  the same status with an empty body and no content type.",
     },

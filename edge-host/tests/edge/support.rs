@@ -145,12 +145,11 @@ impl TestEdge {
         redis: &TestRedis,
         extra: &[(&str, &str)],
     ) -> Option<Self> {
-        let host = redis.host();
+        let redis_vars = redis.edge_variables();
         let manifest = workspace_root().join("spin.toml");
-        let mut overrides = vec![
-            ("redis_host", host.as_str()),
-            ("session_secret", TEST_SECRET),
-        ];
+        let mut overrides: Vec<(&str, &str)> =
+            redis_vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        overrides.push(("session_secret", TEST_SECRET));
         overrides.extend_from_slice(extra);
         Self::start_on(runtime, &manifest, &overrides).await
     }

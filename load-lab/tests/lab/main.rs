@@ -73,7 +73,11 @@ async fn system() -> System {
             .current_dir(workspace_root())
             .args(["--manifest", "spin.toml"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--variable", &format!("redis_host={}", redis.host())])
+            .args(
+                redis
+                    .edge_variables()
+                    .map(|(k, v)| format!("--variable={k}={v}")),
+            )
             .args([
                 "--variable",
                 "session_secret=lab-test-only-session-secret-of-32-bytes-or-more",
@@ -151,7 +155,7 @@ async fn enabled_lab(s: &System) -> Lab {
     let target = likes_load::Config {
         edge: s.edge.clone(),
         hub: None,
-        redis: s.redis.url(),
+        redis: s.redis.url_as(testkit::Role::LoadGen),
         database_url: None,
         sync_metrics: None,
         ..likes_load::Config::default()

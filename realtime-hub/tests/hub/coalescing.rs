@@ -13,7 +13,7 @@ use testkit::socketio::Client;
 async fn a_burst_yields_few_emits_and_the_last_carries_the_final_count() {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
-    let hub = Hub::start(&redis.url(), |_| {}).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
     let mut c = Client::connect(hub.addr).await;
     c.emit_ack("subscribe", json!({"posts": ["p_3"]})).await;
 
@@ -54,7 +54,7 @@ async fn first_change_after_quiet_goes_out_at_once_and_windows_are_per_post() {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
     // A long window makes "at once" vs "held" unambiguous.
-    let hub = Hub::start(&redis.url(), |c| {
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |c| {
         c.coalesce_window = Duration::from_millis(700)
     })
     .await;
@@ -93,8 +93,8 @@ async fn first_change_after_quiet_goes_out_at_once_and_windows_are_per_post() {
 async fn two_hubs_on_one_redis_both_deliver() {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
-    let h1 = Hub::start(&redis.url(), |_| {}).await;
-    let h2 = Hub::start(&redis.url(), |_| {}).await;
+    let h1 = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
+    let h2 = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
     let mut a = Client::connect(h1.addr).await;
     let mut b = Client::connect(h2.addr).await;
     a.emit_ack("subscribe", json!({"posts": ["p_9"]})).await;

@@ -15,12 +15,9 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Starts `target/release/edge-host` on a free port against `redis_port`.
-    pub async fn start(redis_port: u16) -> Self {
-        let process = EdgeProcess::start(
-            &format!("127.0.0.1:{redis_port}"),
-            "realtime-hub-test-secret-not-for-production",
-        );
+    /// Starts `target/release/edge-host` on a free port against `redis`.
+    pub async fn start(redis: &testkit::TestRedis) -> Self {
+        let process = EdgeProcess::start(redis, "realtime-hub-test-secret-not-for-production");
         Self {
             base: process.base.clone(),
             _process: process,

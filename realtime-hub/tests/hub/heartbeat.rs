@@ -16,7 +16,7 @@ const PING_INTERVAL: Duration = Duration::from_millis(200);
 const PING_TIMEOUT: Duration = Duration::from_millis(300);
 
 async fn start_hub(redis: &TestRedis) -> Hub {
-    Hub::start(&redis.url(), |c| {
+    Hub::start(&redis.url_as(testkit::Role::Hub), |c| {
         c.ping_interval = PING_INTERVAL;
         c.ping_timeout = PING_TIMEOUT;
     })

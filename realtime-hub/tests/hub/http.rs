@@ -9,7 +9,7 @@ use testkit::socketio::Client;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_and_metrics() {
     let redis = TestRedis::start();
-    let hub = Hub::start(&redis.url(), |_| {}).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
     let r = reqwest::get(hub.url("/healthz")).await.expect("healthz");
     assert_eq!(r.status(), 200);
     let admin_health = reqwest::get(format!("http://{}/healthz", hub.admin_addr))
@@ -46,7 +46,7 @@ async fn healthz_and_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_only_the_configured_origin() {
     let redis = TestRedis::start();
-    let hub = Hub::start(&redis.url(), |c| {
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |c| {
         c.cors_origins = realtime_hub::CorsOrigins::List(vec!["http://app.example".to_owned()]);
     })
     .await;

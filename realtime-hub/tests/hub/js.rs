@@ -57,7 +57,7 @@ async fn run_client(transport: &str, final_transport: &str) {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
     set_count(&mut conn, post(11), 4).await;
-    let hub = Hub::start(&redis.url(), |_| {}).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
 
     let mut child = Command::new("node")
         .arg("hub-client.test.mjs")
@@ -182,8 +182,11 @@ async fn official_js_client_gets_counts_of_real_likes_through_the_edge() {
     let window = Duration::from_millis(500);
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
-    let edge = Edge::start(redis.port()).await;
-    let hub = Hub::start(&redis.url(), |c| c.coalesce_window = window).await;
+    let edge = Edge::start(&redis).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |c| {
+        c.coalesce_window = window
+    })
+    .await;
     let mut users = Vec::new();
     for i in 0..41 {
         users.push(edge.session(&format!("js{i}")).await);

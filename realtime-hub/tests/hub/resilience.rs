@@ -1,6 +1,5 @@
 //! Redis restarts under subscribed clients, and graceful shutdown.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
@@ -9,44 +8,12 @@ use testkit::TestRedis;
 use crate::support::{Hub, LONG, post, set_count};
 use testkit::socketio::Client;
 
-/// A `redis-server` on a given port (the one a killed `TestRedis` used), killed on drop.
-struct Restarted(Child);
-
-impl Restarted {
-    fn on_port(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        Self(child)
-    }
-}
-
-impl Drop for Restarted {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_redis_restart_clients_get_current_counts() {
     let mut redis = TestRedis::start();
-    let port = redis.port();
     let mut conn = redis.async_conn().await;
     set_count(&mut conn, post(4), 1).await;
-    let hub = Hub::start(&redis.url(), |_| {}).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
     let mut c = Client::connect(hub.addr).await;
     let ack = c.emit_ack("subscribe", json!({"posts": ["p_4"]})).await;
     assert_eq!(ack, json!({"counts": {"p_4": 1}}));
@@ -69,15 +36,9 @@ async fn after_a_redis_restart_clients_get_current_counts() {
     assert_eq!(ack["error"]["title"], "Service unavailable", "{ack}");
 
     // Redis comes back (empty) and the count changed meanwhile without any publish reaching us.
-    let _restarted = Restarted::on_port(port);
-    let mut conn = loop {
-        if let Ok(client) = redis::Client::open(redis.url())
-            && let Ok(conn) = client.get_multiplexed_async_connection().await
-        {
-            break conn;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // Same port, same users, no persistence: it comes back empty.
+    redis.restart();
+    let mut conn = redis.async_conn().await;
     set_count(&mut conn, post(4), 42).await;
     set_count(&mut conn, post(5), 5).await;
 
@@ -107,7 +68,7 @@ async fn after_a_redis_restart_clients_get_current_counts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_disconnects_sockets_and_returns() {
     let redis = TestRedis::start();
-    let hub = Hub::start(&redis.url(), |_| {}).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
     let addr = hub.addr;
     let mut c = Client::connect(addr).await;
     c.emit_ack("subscribe", json!({"posts": ["p_1"]})).await;

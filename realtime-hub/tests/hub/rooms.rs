@@ -11,7 +11,7 @@ async fn subscribe_acks_current_counts_and_unknown_posts_count_zero() {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
     set_count(&mut conn, post(7), 3).await;
-    let hub = Hub::start(&redis.url(), |_| {}).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
     let mut c = Client::connect(hub.addr).await;
     let ack = c
         .emit_ack("subscribe", json!({"posts": ["p_7", "p_8", "p_7"]}))
@@ -27,7 +27,7 @@ async fn subscribe_acks_current_counts_and_unknown_posts_count_zero() {
 async fn like_event_reaches_only_the_posts_room() {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
-    let hub = Hub::start(&redis.url(), |_| {}).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
     let mut a = Client::connect(hub.addr).await;
     let mut b = Client::connect(hub.addr).await;
     a.emit_ack("subscribe", json!({"posts": ["p_1"]})).await;
@@ -60,7 +60,7 @@ async fn like_event_reaches_only_the_posts_room() {
 async fn posts_created_goes_to_every_socket_without_liked_by_me() {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
-    let hub = Hub::start(&redis.url(), |_| {}).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
     let mut a = Client::connect(hub.addr).await;
     let mut b = Client::connect(hub.addr).await;
     a.emit_ack("subscribe", json!({"posts": ["p_1"]})).await;
@@ -85,7 +85,7 @@ async fn posts_created_goes_to_every_socket_without_liked_by_me() {
 async fn bad_payloads_get_an_error_ack_and_the_socket_keeps_working() {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
-    let hub = Hub::start(&redis.url(), |_| {}).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
     let mut c = Client::connect(hub.addr).await;
 
     for bad in [
@@ -134,7 +134,10 @@ async fn bad_payloads_get_an_error_ack_and_the_socket_keeps_working() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_rate_is_limited_per_socket() {
     let redis = TestRedis::start();
-    let hub = Hub::start(&redis.url(), |c| c.events_per_second = 1).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |c| {
+        c.events_per_second = 1
+    })
+    .await;
     let mut c = Client::connect(hub.addr).await;
     let mut titles = Vec::new();
     for _ in 0..4 {
@@ -161,7 +164,7 @@ async fn event_rate_is_limited_per_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_right_after_connect_is_never_lost() {
     let redis = TestRedis::start();
-    let hub = Hub::start(&redis.url(), |_| {}).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
     for _ in 0..40 {
         let mut c = Client::connect(hub.addr).await;
         let ack = c.emit_ack("subscribe", json!({"posts": ["p_1"]})).await;
@@ -174,7 +177,10 @@ async fn a_websocket_frame_over_the_payload_limit_closes_only_that_socket() {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
     let limit: usize = 4 * 1024;
-    let hub = Hub::start(&redis.url(), |c| c.max_payload_bytes = limit as u64).await;
+    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |c| {
+        c.max_payload_bytes = limit as u64
+    })
+    .await;
     let mut bystander = Client::connect(hub.addr).await;
     bystander
         .emit_ack("subscribe", json!({"posts": ["p_1"]}))

@@ -33,9 +33,9 @@ async fn until_count(c: &mut Client, want: u64) -> Vec<Value> {
 async fn two_hubs_deliver_real_likes_and_every_client_converges() {
     let redis = TestRedis::start();
     let mut conn = redis.async_conn().await;
-    let edge = Edge::start(redis.port()).await;
-    let h1 = Hub::start(&redis.url(), |_| {}).await;
-    let h2 = Hub::start(&redis.url(), |_| {}).await;
+    let edge = Edge::start(&redis).await;
+    let h1 = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
+    let h2 = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
 
     let mut users = Vec::new();
     for i in 0..30 {

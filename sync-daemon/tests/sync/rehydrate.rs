@@ -305,7 +305,7 @@ async fn flushall_then_rehydrate_serves_exactly_what_was_persisted() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sync-daemon"))
         .args([
             "--redis-url",
-            &env.redis.url(),
+            &env.redis.url_as(testkit::Role::Daemon),
             "--database-url",
             &env.pg.url(),
             "rehydrate",
@@ -325,9 +325,10 @@ async fn flushall_then_rehydrate_serves_exactly_what_was_persisted() {
     assert_eq!(after, before);
 
     // Idempotent: a second run (in-process this time) changes nothing.
-    let again = sync_daemon::rehydrate::rehydrate(&env.pg.url(), &env.redis.url())
-        .await
-        .expect("rehydrate");
+    let again =
+        sync_daemon::rehydrate::rehydrate(&env.pg.url(), &env.redis.url_as(testkit::Role::Daemon))
+            .await
+            .expect("rehydrate");
     assert_eq!(again.likes as usize, world.model.likes.len());
     assert_eq!(
         snapshot(&mut conn, world.posts, &world.viewers, &world.images).await,

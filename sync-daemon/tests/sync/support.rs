@@ -37,7 +37,7 @@ impl Env {
 
     /// A config for tests: small batches, fast retries.
     pub fn config(&self) -> Config {
-        let mut c = Config::new(self.redis.url(), self.pg.url());
+        let mut c = Config::new(self.redis.url_as(testkit::Role::Daemon), self.pg.url());
         c.batch_max = 64;
         c.batch_wait = Duration::from_millis(5);
         c.idle_block = Duration::from_millis(200);
@@ -287,7 +287,7 @@ pub fn spawn_binary(env: &Env, extra: &[&str]) -> std::process::Child {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sync-daemon"));
     cmd.args([
         "--redis-url",
-        &env.redis.url(),
+        &env.redis.url_as(testkit::Role::Daemon),
         "--database-url",
         &env.pg.url(),
         "--batch-wait-ms",

@@ -20,8 +20,8 @@ struct Edge {
 }
 
 impl Edge {
-    fn start(redis_host: &str) -> Self {
-        let process = EdgeProcess::start(redis_host, SECRET);
+    fn start(redis: &testkit::TestRedis) -> Self {
+        let process = EdgeProcess::start(redis, SECRET);
         Self {
             base: process.base.clone(),
             _process: process,
@@ -151,7 +151,7 @@ async fn snapshot(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_flushall_and_rehydrate_the_edge_api_answers_exactly_as_before() {
     let env = Env::start();
-    let edge = Edge::start(&env.redis.host());
+    let edge = Edge::start(&env.redis);
     let mut users = Vec::new();
     for name in ["ann", "bob", "cy", "dee", "eve"] {
         users.push(edge.sign_in(name).await);
@@ -194,7 +194,7 @@ async fn after_flushall_and_rehydrate_the_edge_api_answers_exactly_as_before() {
         .expect("FLUSHALL");
     let (status, _) = edge.get(&format!("/api/posts/{}", posts[0].id), None).await;
     assert_eq!(status, 404, "the loss is real");
-    sync_daemon::rehydrate::rehydrate(&env.pg.url(), &env.redis.url())
+    sync_daemon::rehydrate::rehydrate(&env.pg.url(), &env.redis.url_as(testkit::Role::Daemon))
         .await
         .expect("rehydrate");
 

@@ -30,8 +30,9 @@ pub(super) const LIMITS_OFF: [(&str, &str); 4] = [
 #[derive(clap::Args)]
 pub struct Args {
     /// What to measure: `likes` (throughput and latency), `memory` (bytes per like), `upload`,
-    /// `sync`, `realtime`, `edge-ab` (this edge host against `--base`, side by side), or `spin`
-    /// (this edge host against the real Spin, same components and load).
+    /// `sync`, `realtime`, `edge-ab` (this edge host against `--base`, side by side), `spin`
+    /// (this edge host against the real Spin, same components and load), or `heavy` (a light
+    /// request's latency while heavy uploads decode).
     what: String,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
@@ -61,8 +62,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "sync" => super::bench_sync::run(args.likes),
         "edge-ab" => edge_ab(&args),
         "spin" => super::bench_spin::run(args.seconds, args.rounds, &spin_connections(&args)),
+        "heavy" => super::bench_heavy::run(args.seconds, args.rounds),
         other => bail!(
-            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync`, `realtime`, `edge-ab` or `spin`)"
+            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync`, `realtime`, `edge-ab`, `spin` or `heavy`)"
         ),
     }
 }

@@ -1,9 +1,12 @@
 pub mod app;
 pub mod bench;
+pub mod bench_heavy;
 pub mod bench_realtime;
 pub mod bench_spin;
 pub mod bench_sync;
+pub mod chaos;
 pub mod fuzz;
 pub mod load;
+pub mod soak;
 pub mod test;
 pub mod up;

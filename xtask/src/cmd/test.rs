@@ -103,6 +103,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cmd
     };
     tools::run(with_spin(cargo()).args(["test", "--release"]))?;
+    // The short chaos run: every service killed -9 once under load, on the binaries just built;
+    // no acknowledged like may be lost or counted twice, every socket must converge.
+    crate::cmd::chaos::run(crate::cmd::chaos::Args::short())?;
     // The app's unit tests and its end-to-end test in headless Chromium, which drives the
     // real edge host, realtime hub and load lab binaries built by the run above.
     crate::cmd::app::ensure_chromium()?;

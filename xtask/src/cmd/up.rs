@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use likes_core::acl::Role;
+
+use crate::acl::RedisUsers;
 use crate::proc::{self, Service};
 use crate::tools::{self, root};
 
@@ -50,15 +53,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
 
-    let redis = proc::redis(REDIS_PORT, &root().join("target/dev/redis"), true)?;
+    // Each service logs in to Redis as its own ACL user (likes_core::acl), with passwords
+    // made once per data directory.
+    let redis_host = format!("127.0.0.1:{REDIS_PORT}");
+    let users = RedisUsers::load_or_create(&root().join("target/dev/redis"))?;
+    let redis = proc::redis_with_users(REDIS_PORT, &root().join("target/dev/redis"), &users)?;
     let postgres = proc::postgres(&pg_bin, POSTGRES_PORT, &root().join("target/dev/postgres"))?;
     let database_url = format!("postgres://postgres@127.0.0.1:{POSTGRES_PORT}/likes");
     let sync = Service::start("sync-daemon", {
         let database_url = database_url.clone();
+        let redis_url = users.url(Role::Daemon, &redis_host);
         move || {
             let mut c = Command::new(tools::release_bin("sync-daemon"));
             // Options are the daemon's top-level flags; `run` is its default command.
-            c.args(["--redis-url", &format!("redis://127.0.0.1:{REDIS_PORT}")])
+            c.args(["--redis-url", &redis_url])
                 .args([
                     "--database-url",
                     &database_url,
@@ -69,17 +77,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             c
         }
     })?;
-    let hub = Service::start("realtime-hub", || {
-        let mut c = Command::new(tools::release_bin("realtime-hub"));
-        c.args([
-            "--listen",
-            HUB_ADDR,
-            "--admin-listen",
-            HUB_ADMIN_ADDR,
-            "--redis-url",
-            &format!("redis://127.0.0.1:{REDIS_PORT}"),
-        ]);
-        c
+    let hub = Service::start("realtime-hub", {
+        let redis_url = users.url(Role::Hub, &redis_host);
+        move || {
+            let mut c = Command::new(tools::release_bin("realtime-hub"));
+            c.args(["--listen", HUB_ADDR, "--admin-listen", HUB_ADMIN_ADDR])
+                .args(["--redis-url", &redis_url]);
+            c
+        }
     })?;
     let secret = dev_session_secret()?;
     // A new lab key every `up`, handed to the lab and to the edge (`lab_key`), whose same-origin
@@ -89,6 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let lab = Service::start("load-lab", {
         let (database_url, secret, lab_key) =
             (database_url.clone(), secret.clone(), lab_key.clone());
+        let redis_url = users.url(Role::LoadGen, &redis_host);
         move || {
             let mut c = Command::new(tools::release_bin("load-lab"));
             c.args(["--listen", LAB_ADDR, "--enable-lab"])
@@ -97,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .env("LAB_KEY", &lab_key)
                 .args(["--edge", &format!("http://{EDGE_ADDR}")])
                 .args(["--hub", &format!("http://{HUB_ADDR}")])
-                .args(["--redis", &format!("redis://127.0.0.1:{REDIS_PORT}")])
+                .args(["--redis", &redis_url])
                 .args(["--database-url", &database_url])
                 .args([
                     "--sync-metrics",
@@ -108,7 +114,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     })?;
     let manifest = root().join("spin.toml");
+    let redis_env = users.edge_env();
     let edge = if let Some(spin) = spin {
+        let redis_env = redis_env.clone();
         Service::start("spin", move || {
             let mut c = Command::new(&spin);
             c.arg("up")
@@ -118,10 +126,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 // Its component logs beside the other services' data, not in `.spin/`.
                 .arg("--state-dir")
                 .arg(root().join("target/dev/spin"));
-            c.env("SPIN_VARIABLE_SESSION_SECRET", &secret).env(
-                "SPIN_VARIABLE_REDIS_HOST",
-                format!("127.0.0.1:{REDIS_PORT}"),
-            );
+            c.env("SPIN_VARIABLE_SESSION_SECRET", &secret)
+                .env(
+                    "SPIN_VARIABLE_REDIS_HOST",
+                    format!("127.0.0.1:{REDIS_PORT}"),
+                )
+                .envs(redis_env.clone());
             c.env("SPIN_VARIABLE_LAB_URL", format!("http://{LAB_ADDR}"))
                 .env("SPIN_VARIABLE_LAB_KEY", &lab_key);
             c
@@ -135,10 +145,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "--admin-listen",
                 EDGE_ADMIN_ADDR,
             ]);
-            c.env("SPIN_VARIABLE_SESSION_SECRET", &secret).env(
-                "SPIN_VARIABLE_REDIS_HOST",
-                format!("127.0.0.1:{REDIS_PORT}"),
-            );
+            c.env("SPIN_VARIABLE_SESSION_SECRET", &secret)
+                .env(
+                    "SPIN_VARIABLE_REDIS_HOST",
+                    format!("127.0.0.1:{REDIS_PORT}"),
+                )
+                .envs(redis_env.clone());
             c.env("SPIN_VARIABLE_LAB_URL", format!("http://{LAB_ADDR}"))
                 .env("SPIN_VARIABLE_LAB_KEY", &lab_key);
             c
@@ -151,7 +163,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.spin {
         println!("  edge metrics http://{EDGE_ADMIN_ADDR}/metrics");
     }
-    println!("  redis        redis://127.0.0.1:{REDIS_PORT}  (data in target/dev/redis)");
+    println!(
+        "  redis        redis://127.0.0.1:{REDIS_PORT}  (data in target/dev/redis; operator: \
+         redis-cli -p {REDIS_PORT} --user default --pass \"$(awk '/^default /{{print $2}}' {})\")",
+        users.passwords_file().display()
+    );
     println!("  postgresql   {database_url}  (data in target/dev/postgres)");
     println!(
         "  realtime hub http://{HUB_ADDR}  (Socket.IO, /healthz; metrics on http://{HUB_ADMIN_ADDR}/metrics)"

@@ -1,0 +1,200 @@
+//! A throw-away copy of the whole system on free ports — Redis (AOF on, as in `up`),
+//! PostgreSQL, the sync daemon, the realtime hub and the edge host — with its data under one
+//! directory, so a load, chaos or soak run never collides with a running `cargo xtask up`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use likes_core::acl::Role;
+
+use crate::acl::RedisUsers;
+use crate::proc::{self, Service};
+use crate::tools::{self, root};
+
+/// The running system. Services stop in reverse start order when it is dropped.
+pub struct Stack {
+    /// Redis, PostgreSQL, the sync daemon, the hub and the edge host, in start order.
+    pub services: Vec<Service>,
+    pub edge: String,
+    pub hub: String,
+    pub sync_admin: String,
+    /// Redis as the load generator's ACL user.
+    pub redis_url: String,
+    pub database_url: String,
+    /// The edge's session secret (fresh per stack); the generator mints tokens with it.
+    pub secret: String,
+    pub dir: PathBuf,
+}
+
+/// `n` distinct free ports: all listeners are held until every port is picked.
+fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let held = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0; N];
+    for (p, l) in ports.iter_mut().zip(&held) {
+        *p = l.local_addr()?.port();
+    }
+    Ok(ports)
+}
+
+/// Services log warnings only (unless `RUST_LOG` says otherwise): the edge host logs every
+/// request at `info`, which at thousands of requests per second costs CPU the run measures.
+fn quiet(c: &mut Command) {
+    if std::env::var_os("RUST_LOG").is_none() {
+        c.env("RUST_LOG", "warn");
+    }
+}
+
+/// Raises this process's open-file limit (children inherit it): tens of thousands of sockets
+/// need as many fds in the hub and the generator. Raising the hard limit needs root; otherwise
+/// up to the hard limit.
+pub fn raise_fd_limit(want: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if setrlimit(Resource::RLIMIT_NOFILE, want, want.max(hard)).is_err() {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.max(soft), hard);
+    }
+}
+
+/// Whether `pid` is still running (a child that failed to start, e.g. on a port taken
+/// meanwhile, is a zombie until reaped).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|rest| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+impl Stack {
+    /// Starts every service with its data under `dir` and waits until each one serves.
+    pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        let pg_bin = tools::ensure_postgres()?;
+        let [redis_port, pg_port, sync_port, hub_port, edge_port] = free_ports()?;
+        let (sync_admin, hub, edge) = (
+            format!("127.0.0.1:{sync_port}"),
+            format!("127.0.0.1:{hub_port}"),
+            format!("127.0.0.1:{edge_port}"),
+        );
+        let redis_host = format!("127.0.0.1:{redis_port}");
+        let users = RedisUsers::load_or_create(&dir.join("redis"))?;
+        let database_url = format!("postgres://postgres@127.0.0.1:{pg_port}/likes");
+
+        raise_fd_limit(1 << 20);
+        let redis = proc::redis_with_users(redis_port, &dir.join("redis"), &users)?;
+        let postgres = proc::postgres(&pg_bin, pg_port, &dir.join("postgres"))?;
+        let sync = Service::start("sync-daemon", {
+            let (redis_url, database_url, sync_admin) = (
+                users.url(Role::Daemon, &redis_host),
+                database_url.clone(),
+                sync_admin.clone(),
+            );
+            move || {
+                let mut c = Command::new(tools::release_bin("sync-daemon"));
+                quiet(&mut c);
+                c.args(["--redis-url", &redis_url, "--database-url", &database_url])
+                    .args(["--admin-listen", &sync_admin, "run"]);
+                c
+            }
+        })?;
+        let hub_svc = Service::start("realtime-hub", {
+            let (hub, redis_url) = (hub.clone(), users.url(Role::Hub, &redis_host));
+            move || {
+                let mut c = Command::new(tools::release_bin("realtime-hub"));
+                quiet(&mut c);
+                c.args(["--listen", &hub, "--redis-url", &redis_url]);
+                c
+            }
+        })?;
+        // A fresh system gets a fresh secret; the generator mints its users' tokens with it.
+        let secret = tools::random_hex(32)?;
+        let edge_svc = Service::start("edge-host", {
+            let (edge, secret, redis_env) = (edge.clone(), secret.clone(), users.edge_env());
+            move || {
+                let mut c = Command::new(tools::release_bin("edge-host"));
+                quiet(&mut c);
+                c.arg("--manifest")
+                    .arg(root().join("spin.toml"))
+                    .args(["--listen", &edge])
+                    .args(["--variable", &format!("redis_host=127.0.0.1:{redis_port}")])
+                    .envs(redis_env.clone())
+                    .args(["--variable", &format!("session_secret={secret}")])
+                    // Thousands of users from one address, as fast as they go: the load itself,
+                    // which the abuse limits exist to stop.
+                    .args(["--variable", "likes_per_minute=0"])
+                    .args(["--variable", "sessions_per_minute=0"])
+                    .args(["--variable", "uploads_per_minute=0"])
+                    .args(["--variable", "address_uploads_per_minute=0"])
+                    .current_dir(root());
+                c
+            }
+        })?;
+        for addr in [&edge, &hub, &sync_admin] {
+            proc::wait_for_port(addr, Duration::from_secs(120))?;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let services = vec![redis, postgres, sync, hub_svc, edge_svc];
+        for svc in &services {
+            anyhow::ensure!(
+                running(svc.pid()),
+                "{} exited at start (a port taken meanwhile?); run again",
+                svc.name
+            );
+        }
+        Ok(Self {
+            services,
+            edge,
+            hub,
+            sync_admin,
+            redis_url: users.url(Role::LoadGen, &redis_host),
+            database_url,
+            secret,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// `likes-load` aimed at this stack: targets, the token secret and every service's pid to
+    /// watch are filled in; the scenario flags are the caller's.
+    pub fn likes_load(&self) -> Command {
+        let mut cmd = Command::new(tools::release_bin("likes-load"));
+        cmd.args(["--edge", &format!("http://{}", self.edge)])
+            .args(["--hub", &format!("http://{}", self.hub)])
+            .args([
+                "--redis",
+                &self.redis_url,
+                "--database-url",
+                &self.database_url,
+            ])
+            .args([
+                "--sync-metrics",
+                &format!("http://{}/metrics", self.sync_admin),
+            ])
+            .args(["--token-secret", &self.secret]);
+        for svc in &self.services {
+            cmd.args(["--watch", &format!("{}={}", svc.name, svc.pid())]);
+        }
+        cmd
+    }
+
+    /// The service called `name`.
+    pub fn service(&mut self, name: &str) -> Option<&mut Service> {
+        self.services.iter_mut().find(|s| s.name == name)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Reverse start order: the edge drains its requests before Redis goes away.
+        while let Some(mut s) = self.services.pop() {
+            s.stop(Duration::from_secs(15));
+        }
+    }
+}
