@@ -90,7 +90,15 @@ impl Stack {
 
         raise_fd_limit(1 << 20);
         let redis = proc::redis_with_users(redis_port, &dir.join("redis"), &users)?;
-        let postgres = proc::postgres(&pg_bin, pg_port, &dir.join("postgres"))?;
+        // As root, PostgreSQL runs as `postgres`, which must reach its data directory: a
+        // checkout under a private directory (e.g. a `mktemp -d`) is not reachable, the
+        // system's temporary directory always is.
+        let pg_dir = std::env::temp_dir().join(format!(
+            "likes-stack-{}-{}",
+            std::process::id(),
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("run")
+        ));
+        let postgres = proc::postgres(&pg_bin, pg_port, &pg_dir.join("postgres"))?;
         let sync = Service::start("sync-daemon", {
             let (redis_url, database_url, sync_admin) = (
                 users.url(Role::Daemon, &redis_host),
