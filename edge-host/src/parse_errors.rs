@@ -126,13 +126,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        // A bare head is always one buffer; anything else goes out as it came.
-        match bufs.iter().filter(|b| !b.is_empty()).collect::<Vec<_>>()[..] {
-            [one] if self.replacing.is_some() || one.starts_with(b"HTTP/1.1 4") => {
-                self.poll_write(cx, one)
-            }
-            _ => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+        // A bare head is always one buffer; anything else goes out as it came. Counted
+        // without collecting: this runs for every response the edge writes.
+        let mut non_empty = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(one), None) = (non_empty.next(), non_empty.next())
+            && (self.replacing.is_some() || one.starts_with(b"HTTP/1.1 4"))
+        {
+            return self.poll_write(cx, one);
         }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
