@@ -135,7 +135,11 @@ impl Client {
                 Some(Ok(Message::Text(t))) => {
                     let t = t.to_string();
                     if t == "2" {
-                        self.send_frame("3").await;
+                        // A ping read after the server dropped the connection (e.g. one sent
+                        // before it refused an oversized frame): the failed pong means closed.
+                        if self.try_send_frame("3").await.is_err() {
+                            self.closed = true;
+                        }
                         continue;
                     }
                     return Some(t);
