@@ -9,9 +9,10 @@
 //!   every subscribed socket (coalescing window included) as one JSON line;
 //! - end of input: exit.
 //!
-//! `socketio` sockets speak raw Engine.IO v4 and each subscribes to one post (`p_1`…`p_P`,
-//! round-robin); `ws` sockets (for the bare tokio-tungstenite reference server) send one text
-//! frame and wait for its echo. Either way they then sit idle, answering Engine.IO pings.
+//! `socketio` sockets speak raw Engine.IO v4 (`sio_wire`'s frames) and each subscribes to one
+//! post (`p_1`…`p_P`, round-robin); `ws` sockets (for the bare tokio-tungstenite reference
+//! server) send one text frame and wait for its echo. Either way they then sit idle, answering
+//! Engine.IO pings.
 
 #![allow(clippy::print_stdout)]
 
@@ -23,8 +24,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use likes_core::api::realtime::{LIKES_UPDATED, LikesUpdated};
 use likes_core::scripts::{LIKE, LikeCall};
 use likes_core::{PostId, UserId};
+use sio_wire::{Frame, PONG, Packet, PacketType};
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
@@ -152,14 +155,22 @@ async fn open(addr: SocketAddr, i: usize, path: &str) -> anyhow::Result<Ws> {
 async fn until(ws: &mut Ws, done: impl Fn(&str) -> bool) -> anyhow::Result<()> {
     while let Some(msg) = ws.next().await {
         if let Message::Text(t) = msg? {
-            if t.as_str() == "2" {
-                ws.send(Message::Text("3".into())).await?;
+            if matches!(Frame::decode(t.as_str()), Ok(Frame::Ping(_))) {
+                ws.send(Message::Text(PONG.into())).await?;
             } else if done(t.as_str()) {
                 return Ok(());
             }
         }
     }
     bail!("closed during the handshake")
+}
+
+/// Whether a text frame is the Socket.IO packet `kind` with ack id `id`.
+fn is_packet(t: &str, kind: PacketType, id: Option<u64>) -> bool {
+    Frame::decode(t)
+        .ok()
+        .and_then(Frame::packet)
+        .is_some_and(|p| p.kind == kind && p.id == id)
 }
 
 /// One client: connect (and subscribe), report, then idle and record deliveries.
@@ -183,12 +194,16 @@ async fn client(
             }
             Mode::SocketIo => {
                 let mut ws = open(addr, i, "/socket.io/?EIO=4&transport=websocket").await?;
-                until(&mut ws, |t| t.starts_with('0')).await?;
-                ws.send(Message::Text("40".into())).await?;
-                until(&mut ws, |t| t.starts_with("40")).await?;
-                let sub = format!(r#"421["subscribe",{{"posts":["p_{post}"]}}]"#);
-                ws.send(Message::Text(sub.into())).await?;
-                until(&mut ws, |t| t.starts_with("431")).await?;
+                until(&mut ws, |t| matches!(Frame::decode(t), Ok(Frame::Open(_)))).await?;
+                ws.send(Message::Text(Packet::connect(None).to_frame().into()))
+                    .await?;
+                until(&mut ws, |t| is_packet(t, PacketType::Connect, None)).await?;
+                let sub = format!(r#"["subscribe",{{"posts":["p_{post}"]}}]"#);
+                ws.send(Message::Text(
+                    Packet::event(Some(1), &sub).to_frame().into(),
+                ))
+                .await?;
+                until(&mut ws, |t| is_packet(t, PacketType::Ack, Some(1))).await?;
                 Ok(ws)
             }
         }
@@ -207,21 +222,17 @@ async fn client(
     let mut seen = 0;
     while let Some(Ok(msg)) = ws.next().await {
         let Message::Text(t) = msg else { continue };
-        let t = t.as_str();
-        if t == "2" {
-            let _ = ws.send(Message::Text("3".into())).await;
-        } else if let Some(body) = t.strip_prefix("42[\"likes:updated\",") {
-            let now = Instant::now();
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(body.trim_end_matches(']'))
-            else {
-                continue;
-            };
-            let p = v["post_id"]
-                .as_str()
-                .and_then(|id| id.parse::<PostId>().ok());
-            if let (Some(p), Some(likes)) = (p, v["likes"].as_u64()) {
-                shared.delivered(p.get(), likes, &mut seen, now);
+        match Frame::decode(t.as_str()) {
+            Ok(Frame::Ping(_)) => {
+                let _ = ws.send(Message::Text(PONG.into())).await;
             }
+            Ok(Frame::Message(p)) if p.event_name().is_ok_and(|n| n == LIKES_UPDATED) => {
+                let now = Instant::now();
+                if let Ok((_, Some(update))) = p.read_event::<LikesUpdated>() {
+                    shared.delivered(update.post_id.get(), update.likes, &mut seen, now);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -1,11 +1,8 @@
 //! Current like counts, read from the post hashes the like script maintains.
 
 use likes_core::PostId;
-use likes_core::keys::PostKeys;
+use likes_core::keys::{PostKeys, post_field};
 use redis::aio::ConnectionManager;
-
-/// Field of the post hash holding the count (written by `like.lua`).
-const LIKES_FIELD: &str = "likes";
 
 /// The current count of each post, in order; a post without a hash (unknown, or not created
 /// yet) counts 0. One pipeline of `HGET`s, one round trip.
@@ -18,7 +15,7 @@ pub async fn read_counts(
     }
     let mut pipe = redis::pipe();
     for post in posts {
-        pipe.hget(PostKeys::new(*post).post, LIKES_FIELD);
+        pipe.hget(PostKeys::new(*post).post, post_field::LIKES);
     }
     let mut conn = redis.clone();
     let counts: Vec<Option<u64>> = pipe.query_async(&mut conn).await?;

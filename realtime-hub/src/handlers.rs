@@ -4,14 +4,14 @@
 //! the sockets subscribed to it. A request is validated whole before any room is joined: a bad
 //! one gets an error ack, joins nothing, and the socket stays connected.
 
-use likes_core::api::realtime;
 use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use likes_core::PostId;
-use serde_json::{Value, json};
+use likes_core::api::realtime::{self, PostsAck};
+use serde_json::Value;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use crate::counts::read_counts;
@@ -45,8 +45,8 @@ impl RequestError {
     }
 
     /// The ack body for this error.
-    pub fn to_ack(&self) -> Value {
-        json!({ "error": { "title": self.title(), "detail": self.to_string() } })
+    pub fn to_ack(&self) -> PostsAck {
+        PostsAck::refused(self.title(), self.to_string())
     }
 }
 
@@ -120,7 +120,7 @@ fn admit(hub: &Hub, bucket: &Mutex<TokenBucket>) -> Result<(), RequestError> {
 }
 
 /// Sends the ack (a no-op when the client asked for none).
-fn answer(hub: &Hub, ack: AckSender, reply: Result<Value, RequestError>) {
+fn answer(hub: &Hub, ack: AckSender, reply: Result<PostsAck, RequestError>) {
     let body = reply.unwrap_or_else(|e| {
         inc(&hub.metrics.client_errors);
         tracing::debug!(error = %e, "client request refused");
@@ -142,7 +142,7 @@ async fn subscribe(
     s: &SocketRef,
     hub: &Hub,
     data: Result<Value, String>,
-) -> Result<Value, RequestError> {
+) -> Result<PostsAck, RequestError> {
     let posts = parse_posts(data)?;
     let current = post_rooms(s);
     let would_be = current.len() + posts.iter().filter(|p| !current.contains(p)).count();
@@ -155,20 +155,21 @@ async fn subscribe(
         tracing::warn!(error = %e, "cannot read counts for a subscribe ack");
         RequestError::Unavailable
     })?;
-    let counts: BTreeMap<String, u64> = posts.iter().map(ToString::to_string).zip(counts).collect();
-    Ok(json!({ "counts": counts }))
+    let counts: BTreeMap<PostId, u64> = posts.iter().copied().zip(counts).collect();
+    Ok(PostsAck::with_counts(counts))
 }
 
 /// Leaves the posts' rooms.
-fn unsubscribe(s: &SocketRef, data: Result<Value, String>) -> Result<Value, RequestError> {
+fn unsubscribe(s: &SocketRef, data: Result<Value, String>) -> Result<PostsAck, RequestError> {
     let posts = parse_posts(data)?;
     s.leave(posts.iter().map(ToString::to_string).collect::<Vec<_>>());
-    Ok(json!({}))
+    Ok(PostsAck::default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parse(v: Value) -> Result<Vec<PostId>, RequestError> {
         parse_posts(Ok::<_, String>(v))
@@ -191,7 +192,7 @@ mod tests {
             json!({"posts": [7]}),
         ] {
             let err = parse(bad.clone()).expect_err("malformed");
-            let ack = err.to_ack();
+            let ack = serde_json::to_value(err.to_ack()).expect("an ack is JSON");
             assert_eq!(ack["error"]["title"], "Malformed payload", "{bad}");
             assert!(
                 ack["error"]["detail"]

@@ -78,170 +78,266 @@ enum Phase {
     Live,
 }
 
+/// Why a step of the consumer loop failed. Every failure goes through one handler,
+/// [`Consumer::fail`]; the kind decides what it marks unhealthy, counts, logs and waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Connecting, creating the group or the first claim.
+    Connect,
+    /// Reading a batch.
+    Read,
+    /// Applying a batch failed on Redis (the contiguity check).
+    ApplyRedis,
+    /// Applying a batch failed on PostgreSQL.
+    ApplyPostgres,
+    /// Acknowledging a committed batch.
+    Ack,
+    /// Adopting entries other consumers left pending; the next step reconnects, and backs off
+    /// if that fails, so this one neither counts nor waits.
+    Claim,
+}
+
+impl Failure {
+    /// An apply error is Redis's when a Redis error is anywhere in its chain.
+    fn of_apply(e: &anyhow::Error) -> Self {
+        if e.chain().any(|c| c.is::<redis::RedisError>()) {
+            Self::ApplyRedis
+        } else {
+            Self::ApplyPostgres
+        }
+    }
+
+    /// The `/healthz` flag this failure clears, if it says anything about a dependency's
+    /// reachability.
+    fn unhealthy(self, health: &crate::admin::Health) -> Option<&std::sync::atomic::AtomicBool> {
+        match self {
+            Self::Connect | Self::Read | Self::ApplyRedis => Some(&health.redis),
+            Self::ApplyPostgres => Some(&health.postgres),
+            Self::Ack | Self::Claim => None,
+        }
+    }
+
+    /// The `kind` label of `sync_errors_total`, if the failure is counted.
+    fn counted_as(self) -> Option<&'static str> {
+        match self {
+            Self::Connect | Self::Read | Self::ApplyRedis | Self::Ack => Some("redis"),
+            Self::ApplyPostgres => Some("postgres"),
+            Self::Claim => None,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::Connect => "redis unavailable; retrying",
+            Self::Read => "reading the stream failed; reconnecting",
+            Self::ApplyRedis => "redis failed mid-batch; reconnecting",
+            Self::ApplyPostgres => "applying a batch failed; retrying",
+            Self::Ack => "XACK failed; retrying",
+            Self::Claim => "XAUTOCLAIM failed",
+        }
+    }
+
+    /// Whether the Redis connection is dropped (and made again by the next step). PostgreSQL's
+    /// failures leave it: the batch is retried on it.
+    fn drops_connection(self) -> bool {
+        self != Self::ApplyPostgres
+    }
+
+    fn backs_off(self) -> bool {
+        self != Self::Claim
+    }
+}
+
+/// One stream's consumer: the state its failure path acts on.
+struct Consumer<'a> {
+    shared: &'a Shared,
+    stream: &'a str,
+    conn: Option<MultiplexedConnection>,
+    backoff: Backoff,
+    shutdown: watch::Receiver<bool>,
+}
+
 /// Consumes `stream` until shutdown. Errors are retried forever with backoff; the batch in hand
 /// is kept (and re-applied, idempotently) until it is committed and acknowledged.
-pub async fn run_stream(shared: Arc<Shared>, stream: String, mut shutdown: watch::Receiver<bool>) {
-    let cfg = &shared.config;
-    let mut backoff = Backoff::new(cfg);
-    let mut conn: Option<MultiplexedConnection> = None;
-    let mut phase = Phase::Pending(StreamPos::default());
-    let mut last_claim = Instant::now();
-    while !*shutdown.borrow() {
-        // 1. Connected, group present, in-doubt entries reclaimed.
-        let c = match conn.as_mut() {
-            Some(c) => c,
-            None => match connect(&shared, &stream).await {
-                Ok(c) => {
-                    phase = Phase::Pending(StreamPos::default());
-                    conn.insert(c)
+pub async fn run_stream(shared: Arc<Shared>, stream: String, shutdown: watch::Receiver<bool>) {
+    let mut consumer = Consumer {
+        shared: &shared,
+        stream: &stream,
+        conn: None,
+        backoff: Backoff::new(&shared.config),
+        shutdown,
+    };
+    consumer.run().await;
+    tracing::info!(%stream, "consumer stopped");
+}
+
+impl Consumer<'_> {
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// The one failure path: marks the dependency unhealthy, counts and logs the error, drops
+    /// the connection and backs off, each as `failure` calls for. False when shutdown came
+    /// during the backoff.
+    async fn fail(&mut self, failure: Failure, error: &anyhow::Error) -> bool {
+        if let Some(flag) = failure.unhealthy(&self.shared.health) {
+            flag.store(false, Ordering::Relaxed);
+        }
+        if let Some(kind) = failure.counted_as() {
+            metrics::counter!("sync_errors_total", "kind" => kind).increment(1);
+        }
+        tracing::warn!(stream = %self.stream, error = format!("{error:#}"), "{}", failure.message());
+        if failure.drops_connection() {
+            self.conn = None;
+        }
+        !failure.backs_off() || self.backoff.wait(&mut self.shutdown).await
+    }
+
+    /// Adopts what other consumers left pending, at most once per `claim_idle`; true when it
+    /// did, so our pending entries (now including theirs) are re-read first.
+    async fn claim_if_due(&mut self, last_claim: &mut Instant) -> bool {
+        if last_claim.elapsed() < self.shared.config.claim_idle {
+            return false;
+        }
+        *last_claim = Instant::now();
+        let Some(c) = self.conn.as_mut() else {
+            return false;
+        };
+        match claim(c, &self.shared.config, self.stream).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.fail(Failure::Claim, &e).await;
+                false
+            }
+        }
+    }
+
+    async fn run(&mut self) {
+        let (shared, stream) = (self.shared, self.stream);
+        let cfg = &shared.config;
+        let mut phase = Phase::Pending(StreamPos::default());
+        let mut last_claim = Instant::now();
+        while !self.stopping() {
+            // 1. Connected, group present, in-doubt entries reclaimed.
+            if self.conn.is_none() {
+                match connect(shared, stream).await {
+                    Ok(c) => {
+                        phase = Phase::Pending(StreamPos::default());
+                        self.conn = Some(c);
+                    }
+                    Err(e) => {
+                        if !self.fail(Failure::Connect, &e).await {
+                            break;
+                        }
+                        continue;
+                    }
                 }
+            }
+            let Some(c) = self.conn.as_mut() else {
+                continue;
+            };
+            // 2. A batch.
+            let batch = match read_batch(c, cfg, stream, &mut phase).await {
+                Ok(b) => b,
                 Err(e) => {
-                    shared.health.redis.store(false, Ordering::Relaxed);
-                    metrics::counter!("sync_errors_total", "kind" => "redis").increment(1);
-                    tracing::warn!(%stream, error = format!("{e:#}"), "redis unavailable; retrying");
-                    if !backoff.wait(&mut shutdown).await {
+                    if !self.fail(Failure::Read, &e).await {
                         break;
                     }
                     continue;
                 }
-            },
-        };
-        // 2. A batch.
-        let batch = match read_batch(c, cfg, &stream, &mut phase).await {
-            Ok(b) => b,
-            Err(e) => {
-                shared.health.redis.store(false, Ordering::Relaxed);
-                metrics::counter!("sync_errors_total", "kind" => "redis").increment(1);
-                tracing::warn!(%stream, error = format!("{e:#}"), "reading the stream failed; reconnecting");
-                conn = None;
-                if !backoff.wait(&mut shutdown).await {
-                    break;
+            };
+            shared.health.redis.store(true, Ordering::Relaxed);
+            self.backoff.reset();
+            if batch.is_empty() {
+                // Idle: adopt what a dead consumer left pending, so it is not stranded until
+                // newer traffic reveals the gap.
+                if self.claim_if_due(&mut last_claim).await {
+                    phase = Phase::Pending(StreamPos::default());
                 }
                 continue;
             }
-        };
-        shared.health.redis.store(true, Ordering::Relaxed);
-        backoff.reset();
-        if batch.is_empty() {
-            // Idle: adopt what a dead consumer left pending, so it is not stranded until
-            // newer traffic reveals the gap.
-            if last_claim.elapsed() >= cfg.claim_idle {
-                last_claim = Instant::now();
-                if let Some(c) = conn.as_mut() {
-                    match claim(c, cfg, &stream).await {
-                        Ok(()) => phase = Phase::Pending(StreamPos::default()),
-                        Err(e) => {
-                            tracing::warn!(%stream, error = format!("{e:#}"), "XAUTOCLAIM failed");
-                            conn = None;
+            // 3. Commit it, however long PostgreSQL takes to come back.
+            let applied = loop {
+                let Some(c) = self.conn.as_mut() else {
+                    break None;
+                };
+                let reader = Some((cfg.group.as_str(), cfg.consumer.as_str()));
+                match apply::apply_batch(&shared.pool, c, stream, reader, &batch).await {
+                    Ok(a) => {
+                        shared.health.postgres.store(true, Ordering::Relaxed);
+                        break Some(a);
+                    }
+                    // On Redis's failure the batch is re-read from our pending list after
+                    // reconnecting; on PostgreSQL's it is retried as it is.
+                    Err(e) => {
+                        if !self.fail(Failure::of_apply(&e), &e).await {
+                            break None;
+                        }
+                    }
+                }
+            };
+            let Some(applied) = applied else {
+                if self.stopping() {
+                    // The batch stays pending in Redis and is re-read on the next start.
+                    break;
+                }
+                continue;
+            };
+            if applied.gap {
+                // An older entry is pending at another consumer. What we applied is acknowledged
+                // below; the rest is re-read from our pending list after the holder commits, or
+                // after we take the missing entry over once the holder looks dead.
+                metrics::counter!("sync_gaps_total", "stream" => stream.to_owned()).increment(1);
+                tracing::debug!(%stream, "an entry in this batch's range is pending elsewhere");
+                phase = Phase::Pending(StreamPos::default());
+                if applied.applied == 0 && applied.skipped == 0 {
+                    if !self.backoff.wait(&mut self.shutdown).await {
+                        break;
+                    }
+                    self.claim_if_due(&mut last_claim).await;
+                    continue;
+                }
+            }
+            self.backoff.reset();
+            record(stream, &batch, applied);
+            if cfg.reconcile_every.is_some()
+                && let Ok(mut recent) = shared.recent.lock()
+            {
+                recent.extend(batch.iter().filter_map(|e| match &e.event {
+                    Ok(StreamEvent::Like { post, .. } | StreamEvent::Unlike { post, .. }) => {
+                        Some(*post)
+                    }
+                    _ => None,
+                }));
+            }
+            fault_hook(shared);
+            // 4. Acknowledge. Failing here loses nothing: the entries are at or below the
+            //    checkpoint, so a re-read skips them.
+            let ids: Vec<String> = batch
+                .iter()
+                .filter(|e| e.pos <= applied.upto)
+                .map(|e| e.pos.to_string())
+                .collect();
+            loop {
+                let acked = match self.conn.as_mut() {
+                    Some(c) => ack(c, cfg, stream, &ids).await,
+                    None => match connect(shared, stream).await {
+                        Ok(c) => ack(self.conn.insert(c), cfg, stream, &ids).await,
+                        Err(e) => Err(e),
+                    },
+                };
+                match acked {
+                    Ok(()) => break,
+                    Err(e) => {
+                        if !self.fail(Failure::Ack, &e).await {
+                            return;
                         }
                     }
                 }
             }
-            continue;
+            self.backoff.reset();
         }
-        // 3. Commit it, however long PostgreSQL takes to come back.
-        let applied = loop {
-            let Some(c) = conn.as_mut() else { break None };
-            let reader = Some((cfg.group.as_str(), cfg.consumer.as_str()));
-            match apply::apply_batch(&shared.pool, c, &stream, reader, &batch).await {
-                Ok(a) => {
-                    shared.health.postgres.store(true, Ordering::Relaxed);
-                    break Some(a);
-                }
-                Err(e) if e.chain().any(|c| c.is::<redis::RedisError>()) => {
-                    // The gap check lost Redis: reconnect, then re-read this batch from our
-                    // pending list.
-                    shared.health.redis.store(false, Ordering::Relaxed);
-                    metrics::counter!("sync_errors_total", "kind" => "redis").increment(1);
-                    tracing::warn!(%stream, error = format!("{e:#}"), "redis failed mid-batch; reconnecting");
-                    conn = None;
-                    if !backoff.wait(&mut shutdown).await {
-                        break None;
-                    }
-                }
-                Err(e) => {
-                    shared.health.postgres.store(false, Ordering::Relaxed);
-                    metrics::counter!("sync_errors_total", "kind" => "postgres").increment(1);
-                    tracing::warn!(%stream, error = format!("{e:#}"), "applying a batch failed; retrying");
-                    if !backoff.wait(&mut shutdown).await {
-                        break None;
-                    }
-                }
-            }
-        };
-        let Some(applied) = applied else {
-            if *shutdown.borrow() {
-                // The batch stays pending in Redis and is re-read on the next start.
-                break;
-            }
-            continue;
-        };
-        if applied.gap {
-            // An older entry is pending at another consumer. What we applied is acknowledged
-            // below; the rest is re-read from our pending list after the holder commits, or
-            // after we take the missing entry over once the holder looks dead.
-            metrics::counter!("sync_gaps_total", "stream" => stream.clone()).increment(1);
-            tracing::debug!(%stream, "an entry in this batch's range is pending elsewhere");
-            phase = Phase::Pending(StreamPos::default());
-            if applied.applied == 0 && applied.skipped == 0 {
-                if !backoff.wait(&mut shutdown).await {
-                    break;
-                }
-                if last_claim.elapsed() >= cfg.claim_idle {
-                    last_claim = Instant::now();
-                    if let Some(c) = conn.as_mut()
-                        && let Err(e) = claim(c, cfg, &stream).await
-                    {
-                        tracing::warn!(%stream, error = format!("{e:#}"), "XAUTOCLAIM failed");
-                        conn = None;
-                    }
-                }
-                continue;
-            }
-        }
-        backoff.reset();
-        record(&stream, &batch, applied);
-        if cfg.reconcile_every.is_some()
-            && let Ok(mut recent) = shared.recent.lock()
-        {
-            recent.extend(batch.iter().filter_map(|e| match &e.event {
-                Ok(StreamEvent::Like { post, .. } | StreamEvent::Unlike { post, .. }) => {
-                    Some(*post)
-                }
-                _ => None,
-            }));
-        }
-        fault_hook(&shared);
-        // 4. Acknowledge. Failing here loses nothing: the entries are at or below the
-        //    checkpoint, so a re-read skips them.
-        let ids: Vec<String> = batch
-            .iter()
-            .filter(|e| e.pos <= applied.upto)
-            .map(|e| e.pos.to_string())
-            .collect();
-        loop {
-            let acked = match conn.as_mut() {
-                Some(c) => ack(c, cfg, &stream, &ids).await,
-                None => match connect(&shared, &stream).await {
-                    Ok(c) => ack(conn.insert(c), cfg, &stream, &ids).await,
-                    Err(e) => Err(e),
-                },
-            };
-            match acked {
-                Ok(()) => break,
-                Err(e) => {
-                    metrics::counter!("sync_errors_total", "kind" => "redis").increment(1);
-                    tracing::warn!(%stream, error = format!("{e:#}"), "XACK failed; retrying");
-                    conn = None;
-                    if !backoff.wait(&mut shutdown).await {
-                        return;
-                    }
-                }
-            }
-        }
-        backoff.reset();
     }
-    tracing::info!(%stream, "consumer stopped");
 }
 
 fn record(stream: &str, batch: &[Entry], a: apply::Applied) {
@@ -455,4 +551,47 @@ async fn ack(
             .context("XACK")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_apply_error_is_redis_s_when_redis_is_anywhere_in_its_chain() {
+        let lost = redis::RedisError::from((redis::ErrorKind::Io, "connection lost"));
+        let redis = anyhow::Error::from(lost).context("XRANGE contiguity check");
+        assert_eq!(Failure::of_apply(&redis), Failure::ApplyRedis);
+        let postgres = anyhow::anyhow!("connection refused").context("BEGIN");
+        assert_eq!(Failure::of_apply(&postgres), Failure::ApplyPostgres);
+    }
+
+    #[test]
+    fn each_failure_is_handled_as_its_step_always_was() {
+        let health = crate::admin::Health::default();
+        let redis = std::ptr::from_ref(&health.redis);
+        let postgres = std::ptr::from_ref(&health.postgres);
+        let flag = |f: Failure| f.unhealthy(&health).map(std::ptr::from_ref);
+        // (failure, flag cleared, counted as, drops the connection, backs off)
+        let table = [
+            (Failure::Connect, Some(redis), Some("redis"), true, true),
+            (Failure::Read, Some(redis), Some("redis"), true, true),
+            (Failure::ApplyRedis, Some(redis), Some("redis"), true, true),
+            (
+                Failure::ApplyPostgres,
+                Some(postgres),
+                Some("postgres"),
+                false,
+                true,
+            ),
+            (Failure::Ack, None, Some("redis"), true, true),
+            (Failure::Claim, None, None, true, false),
+        ];
+        for (f, cleared, kind, drops, waits) in table {
+            assert_eq!(flag(f), cleared, "{f:?}");
+            assert_eq!(f.counted_as(), kind, "{f:?}");
+            assert_eq!(f.drops_connection(), drops, "{f:?}");
+            assert_eq!(f.backs_off(), waits, "{f:?}");
+        }
+    }
 }

@@ -8,8 +8,9 @@
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use likes_core::keys::PostKeys;
-use likes_core::{PostId, scripts};
+use likes_core::PostId;
+use likes_core::keys::{PostKeys, post_field};
+use likes_core::scripts::{self, CardinalityCall};
 use redis::aio::MultiplexedConnection;
 
 use crate::checkpoint::StreamPos;
@@ -38,19 +39,15 @@ pub async fn reconcile_post(
     post: PostId,
 ) -> anyhow::Result<Outcome> {
     let k = PostKeys::new(post);
+    let cardinality = CardinalityCall { post };
     let (count, cardinality, last): (Option<i64>, i64, redis::Value) = redis::pipe()
         .atomic()
-        .hget(&k.post, "likes")
+        .hget(&k.post, post_field::LIKES)
         .cmd("EVAL")
         .arg(scripts::CARDINALITY.source)
-        .arg(1)
-        .arg(&k.likers)
-        .cmd("XREVRANGE")
-        .arg(&k.stream)
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
+        .arg(cardinality.keys().len())
+        .arg(&cardinality.keys())
+        .add_command(newest_entry(&k.stream))
         .query_async(conn)
         .await
         .context("reading the post's Redis state")?;
@@ -125,12 +122,7 @@ pub async fn reconcile_post(
         .query_async(conn)
         .await
         .context("WATCH")?;
-    let now: redis::Value = redis::cmd("XREVRANGE")
-        .arg(&k.stream)
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
+    let now: redis::Value = newest_entry(&k.stream)
         .query_async(conn)
         .await
         .context("XREVRANGE")?;
@@ -140,7 +132,7 @@ pub async fn reconcile_post(
     }
     let mut pipe = redis::pipe();
     pipe.atomic()
-        .hset(&k.post, "likes", pg_count)
+        .hset(&k.post, post_field::LIKES, pg_count)
         .zadd(&k.top, post.get(), pg_count);
     if !dedupe_ok {
         pipe.del(&k.likers).ignore();
@@ -189,4 +181,12 @@ fn last_id(v: &redis::Value) -> Option<StreamPos> {
         redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
         _ => None,
     }
+}
+
+/// `XREVRANGE stream + - COUNT 1`: the stream's newest entry, whose id tells whether anything
+/// was appended between two reads.
+fn newest_entry(stream: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("XREVRANGE");
+    cmd.arg(stream).arg("+").arg("-").arg("COUNT").arg(1);
+    cmd
 }

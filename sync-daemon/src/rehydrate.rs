@@ -11,10 +11,13 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use likes_core::keys::{self, PostKeys, image_field, post_field};
-use likes_core::{PostId, scripts};
+use likes_core::keys::{self, PostKeys, post_field};
+use likes_core::scripts::{self, RestoreCall};
+use likes_core::{PostId, UserId};
 use redis::aio::MultiplexedConnection;
 use tokio_postgres::{IsolationLevel, Transaction};
+
+use crate::apply::images as variants;
 
 /// Rows fetched per cursor round trip (and written per Redis pipeline).
 const ROWS_PER_FETCH: i32 = 20_000;
@@ -271,13 +274,19 @@ async fn recent(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyh
 /// Adds `users` to `post`'s likers structure with `restore.lua`, in calls of at most
 /// [`IDS_PER_RESTORE`] ids, queued on `pipe`.
 pub fn queue_restore(pipe: &mut redis::Pipeline, post: PostId, users: &[i64]) {
-    let k = PostKeys::new(post);
+    // Like rows reference users, whose ids start at 1: nothing is dropped here.
+    let users: Vec<UserId> = users
+        .iter()
+        .filter_map(|&u| u64::try_from(u).ok().and_then(UserId::new))
+        .collect();
     for chunk in users.chunks(IDS_PER_RESTORE) {
+        let call = RestoreCall { post, users: chunk };
+        let keys = call.keys();
         pipe.cmd("EVALSHA")
             .arg(scripts::RESTORE.sha1)
-            .arg(1)
-            .arg(&k.likers)
-            .arg(chunk)
+            .arg(keys.len())
+            .arg(&keys)
+            .arg(call.args().collect::<Vec<_>>())
             .ignore();
     }
 }
@@ -323,12 +332,12 @@ fn flush_run(pipe: &mut redis::Pipeline, post: Option<i64>, users: &[i64]) {
     }
 }
 
-/// The image hashes, both variants and their ETags.
+/// The image hashes: both variants with their ETags and sizes, the fields the upload writes.
 async fn images(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyhow::Result<u64> {
     let conn = redis.clone();
     for_each_chunk(
         tx,
-        "SELECT id, variant, etag, bytes FROM images ORDER BY id, variant",
+        "SELECT id, variant, etag, bytes, width, height FROM images ORDER BY id, variant",
         IMAGES_PER_FETCH,
         |rows| {
             let mut conn = conn.clone();
@@ -336,16 +345,21 @@ async fn images(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyh
                 let mut pipe = redis::pipe();
                 for row in &rows {
                     let id: &str = row.get(0);
-                    let (bytes_field, etag_field) = match row.get::<_, &str>(1) {
-                        "full" => (image_field::FULL, image_field::FULL_ETAG),
-                        _ => (image_field::THUMB, image_field::THUMB_ETAG),
+                    let v = if row.get::<_, &str>(1) == variants::FULL.name {
+                        variants::FULL
+                    } else {
+                        variants::THUMB
                     };
                     pipe.cmd("HSET")
                         .arg(keys::image_key(id))
-                        .arg(bytes_field)
+                        .arg(v.bytes)
                         .arg(row.get::<_, &[u8]>(3))
-                        .arg(etag_field)
+                        .arg(v.etag)
                         .arg(row.get::<_, &str>(2))
+                        .arg(v.width)
+                        .arg(row.get::<_, i32>(4))
+                        .arg(v.height)
+                        .arg(row.get::<_, i32>(5))
                         .ignore();
                 }
                 let _: () = pipe.query_async(&mut conn).await?;

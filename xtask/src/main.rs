@@ -35,8 +35,10 @@ enum Command {
     Chaos(cmd::chaos::Args),
     /// Soak: a steady mixed load for `--minutes`, every process's RSS sampled, memory slopes.
     Soak(cmd::soak::Args),
-    /// Fuzz every `cargo fuzz` target in fuzz/ for `--seconds` each (installs nightly, cargo-fuzz).
+    /// Fuzz every `cargo fuzz` target in tools/fuzz/ for `--seconds` each (installs nightly, cargo-fuzz).
     Fuzz(cmd::fuzz::Args),
+    /// Check vendor/engineioxide: patch in use, equals crates.io + the .patch, upstream tests pass.
+    VendorCheck(cmd::vendor_check::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Command::Fuzz(args) => cmd::fuzz::run(args),
         Command::Chaos(args) => cmd::chaos::run(args),
         Command::Soak(args) => cmd::soak::run(args),
+        Command::VendorCheck(args) => cmd::vendor_check::run(args),
     }
 }

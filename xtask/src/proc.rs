@@ -7,6 +7,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use dev_servers::Persistence;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -138,6 +139,28 @@ pub fn wait_for_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {
     bail!("nothing listens on {addr} after {timeout:?}")
 }
 
+/// Waits until `GET http://{addr}{path}` answers 200: a port that accepts connections may belong
+/// to a server still loading (the edge compiles its components first).
+pub fn wait_for_http(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let deadline = Instant::now() + timeout;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    while Instant::now() < deadline {
+        if let Ok(mut conn) = TcpStream::connect(addr) {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = [0u8; 12];
+            if conn.write_all(request.as_bytes()).is_ok()
+                && conn.read_exact(&mut head).is_ok()
+                && head.starts_with(b"HTTP/1.1 200")
+            {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("http://{addr}{path} did not answer 200 within {timeout:?}")
+}
+
 /// A Redis server for benchmarks: data under `dir`, AOF on when `durable`, every client the
 /// `default` user.
 pub fn redis(port: u16, dir: &Path, durable: bool) -> anyhow::Result<Service> {
@@ -162,29 +185,13 @@ fn redis_server(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.to_path_buf();
     let svc = Service::start("redis", move || {
-        let mut c = Command::new("redis-server");
-        c.args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--protected-mode",
-            "no",
-        ])
-        .args([
-            "--appendonly",
-            if durable { "yes" } else { "no" },
-            "--appendfsync",
-            "everysec",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .args(["--logfile", "redis.log"]);
-        if let Some(acl) = &acl {
-            c.arg("--aclfile").arg(acl);
-        }
+        let persistence = if durable {
+            Persistence::AofEverySec
+        } else {
+            Persistence::None
+        };
+        let mut c = dev_servers::redis_command(port, &dir, persistence, acl.as_deref());
+        c.args(["--protected-mode", "no", "--logfile", "redis.log"]);
         c
     })?;
     wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10))?;
@@ -195,10 +202,8 @@ fn redis_server(
 /// `likes`, trust auth for `postgres` on 127.0.0.1 only. As root it runs as the `postgres`
 /// user, since PostgreSQL refuses to run as root.
 pub fn postgres(bin: &Path, port: u16, dir: &Path) -> anyhow::Result<Service> {
-    use std::os::unix::process::CommandExt;
-
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let owner = postgres_user()?;
+    let owner = dev_servers::postgres_owner().map_err(anyhow::Error::msg)?;
     if let Some((uid, gid)) = owner {
         let status = Command::new("chown")
             .arg("-R")
@@ -209,63 +214,31 @@ pub fn postgres(bin: &Path, port: u16, dir: &Path) -> anyhow::Result<Service> {
             bail!("chown {} failed", dir.display());
         }
     }
-    let as_owner = move |c: &mut Command| {
-        if let Some((uid, gid)) = owner {
-            c.uid(uid).gid(gid);
-        }
-    };
     let data = dir.join("data");
     if !data.join("PG_VERSION").exists() {
-        let mut initdb = Command::new(bin.join("initdb"));
-        initdb
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "-D",
-            ])
-            .arg(&data)
-            .current_dir(dir);
-        as_owner(&mut initdb);
-        let out = initdb.output().context("running initdb")?;
+        let out = dev_servers::initdb_command(bin, &data, owner, false)
+            .output()
+            .context("running initdb")?;
         if !out.status.success() {
             bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
         }
     }
     let (bin_dir, sock_dir) = (bin.to_path_buf(), dir.to_path_buf());
     let svc = Service::start("postgres", move || {
-        let mut c = Command::new(bin_dir.join("postgres"));
-        c.arg("-D")
-            .arg(sock_dir.join("data"))
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-k",
-            ])
-            .arg(&sock_dir)
-            .current_dir(&sock_dir);
-        as_owner(&mut c);
-        c
+        dev_servers::postgres_command(
+            &bin_dir,
+            &sock_dir.join("data"),
+            &sock_dir,
+            port,
+            &[],
+            owner,
+        )
     })?;
     wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(30))?;
     // The port opens before the server accepts sessions ("the database system is starting
     // up"), so retry until the database exists.
     for attempt in 0.. {
-        let out = Command::new(bin.join("createdb"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "postgres",
-                "likes",
-            ])
+        let out = dev_servers::createdb_command(bin, port)
             .output()
             .context("running createdb")?;
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -278,14 +251,4 @@ pub fn postgres(bin: &Path, port: u16, dir: &Path) -> anyhow::Result<Service> {
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(svc)
-}
-
-/// `(uid, gid)` of the `postgres` user when we are root; `None` otherwise.
-fn postgres_user() -> anyhow::Result<Option<(u32, u32)>> {
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(None);
-    }
-    let user = nix::unistd::User::from_name("postgres")?
-        .context("running as root, PostgreSQL needs a `postgres` user: apt-get install postgresql creates it")?;
-    Ok(Some((user.uid.as_raw(), user.gid.as_raw())))
 }

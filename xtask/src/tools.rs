@@ -5,25 +5,51 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-/// Components shipped in spin.toml.
-pub const COMPONENTS: &[&str] = &[
-    "session",
-    "likes",
-    "posts",
-    "feed",
-    "images",
-    "system",
-    "static-app",
-];
-/// Components that only tests load.
-pub const TEST_COMPONENTS: &[&str] = &["fault"];
+/// The component packages `spin.toml` ships: spin.toml is their one list, and each
+/// `[component.*.build]` names the folder whose Cargo.toml names the package.
+pub fn components() -> anyhow::Result<Vec<String>> {
+    component_packages(&root().join("spin.toml"))
+}
 
-/// The workspace root (xtask lives one level below it).
+/// The component packages only tests load (the edge host's `fault.toml` fixture).
+pub fn test_components() -> anyhow::Result<Vec<String>> {
+    component_packages(&root().join("crates/edge-host/tests/fixtures/fault.toml"))
+}
+
+fn component_packages(manifest: &Path) -> anyhow::Result<Vec<String>> {
+    let read = |path: &Path| -> anyhow::Result<toml::Table> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        text.parse()
+            .with_context(|| format!("parsing {}", path.display()))
+    };
+    let base = manifest.parent().unwrap_or(Path::new("."));
+    let spin = read(manifest)?;
+    let components = spin
+        .get("component")
+        .and_then(toml::Value::as_table)
+        .with_context(|| format!("{} has no [component.*]", manifest.display()))?;
+    let mut packages = Vec::new();
+    for (id, component) in components {
+        let workdir = component
+            .get("build")
+            .and_then(|b| b.get("workdir"))
+            .and_then(toml::Value::as_str)
+            .with_context(|| format!("component `{id}` has no build.workdir"))?;
+        let cargo = read(&base.join(workdir).join("Cargo.toml"))?;
+        let name = cargo
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(toml::Value::as_str)
+            .with_context(|| format!("{workdir}/Cargo.toml has no package.name"))?;
+        packages.push(name.to_owned());
+    }
+    Ok(packages)
+}
+
+/// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+    dev_servers::workspace_root()
 }
 
 /// Runs `cmd` in the workspace root, echoing it, and fails when it fails.
@@ -102,34 +128,9 @@ pub fn ensure_redis() -> anyhow::Result<()> {
     apt_install("redis-server", &["redis-server"])
 }
 
-/// Directory of the PostgreSQL server binaries (`initdb`, `postgres`, `createdb`): `PATH` first,
-/// else the newest Debian install under /usr/lib/postgresql.
+/// Directory of the PostgreSQL server binaries (`initdb`, `postgres`, `createdb`).
 pub fn postgres_bin_dir() -> Option<PathBuf> {
-    // PATH may hold only symlinks to some of the binaries (initdb, postgres): follow them to the
-    // directory that has all of them (createdb too).
-    let on_path = std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("initdb"))
-                .find(|p| p.is_file())
-        })
-        .and_then(|initdb| std::fs::canonicalize(initdb).ok())
-        .and_then(|initdb| initdb.parent().map(Path::to_path_buf));
-    if let Some(dir) =
-        on_path.filter(|d| d.join("postgres").is_file() && d.join("createdb").is_file())
-    {
-        return Some(dir);
-    }
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path().join("bin"))
-                .filter(|d| d.join("initdb").is_file() && d.join("createdb").is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    dirs.sort();
-    dirs.pop()
+    dev_servers::postgres_bin_dir()
 }
 
 /// The PostgreSQL server binaries.
@@ -172,10 +173,12 @@ pub fn build_components(with_test: bool) -> anyhow::Result<()> {
         "--profile",
         "component",
     ]);
-    for c in COMPONENTS
-        .iter()
-        .chain(if with_test { TEST_COMPONENTS } else { &[] })
-    {
+    let test = if with_test {
+        test_components()?
+    } else {
+        Vec::new()
+    };
+    for c in components()?.iter().chain(&test) {
         cmd.args(["-p", c]);
     }
     run(&mut cmd)

@@ -1,106 +1,16 @@
-//! The root component: the store (the reducer of `state`), the stored session, the client
-//! configuration, and which page shows (the load lab has its own address, `/lab`).
+//! The root component: it holds the store (`store.rs`), loads the client configuration, and
+//! shows the page for the current screen (`nav.rs`).
 
-use std::rc::Rc;
-
-use gloo_storage::{LocalStorage, Storage};
-use likes_core::api::User;
-use serde::{Deserialize, Serialize};
-use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
 use crate::components::toasts::Toasts;
+use crate::nav::{Screen, navigate, path, screen_at};
 use crate::pages::{feed::FeedPage, lab::LabPage, sign_in::SignInPage, upload::UploadPage};
 use crate::realtime::RealtimeProvider;
-use crate::state::{Action, AppState, Session};
-
-/// The reducer of [`AppState`] as Yew sees it.
-#[derive(Debug, Default, PartialEq)]
-pub struct Store(pub AppState);
-
-impl Reducible for Store {
-    type Action = Action;
-
-    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
-        let state = Rc::try_unwrap(self).map_or_else(|rc| rc.0.clone(), |s| s.0);
-        Rc::new(Store(state.reduce(action)))
-    }
-}
-
-/// Every component reaches the store through this context.
-pub type AppContext = UseReducerHandle<Store>;
-
-/// Where the session lives on this device.
-const SESSION_KEY: &str = "likes.session";
-
-#[derive(Serialize, Deserialize)]
-struct StoredSession {
-    token: String,
-    user: User,
-}
-
-/// Keeps `session` on the device (or forgets it).
-pub fn store_session(session: Option<&Session>) {
-    match session {
-        Some(s) => {
-            let _ = LocalStorage::set(
-                SESSION_KEY,
-                StoredSession {
-                    token: s.token.clone(),
-                    user: s.user.clone(),
-                },
-            );
-        }
-        None => LocalStorage::delete(SESSION_KEY),
-    }
-}
-
-fn stored_session() -> Option<Session> {
-    LocalStorage::get::<StoredSession>(SESSION_KEY)
-        .ok()
-        .map(|s| Session {
-            token: s.token,
-            user: s.user,
-        })
-}
-
-/// Which screen is up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screen {
-    Feed,
-    Upload,
-    /// The load lab, at `/lab`; open without signing in.
-    Lab,
-}
-
-/// Where the load lab lives in the app.
-const LAB_PATH: &str = "/lab";
-
-fn path() -> String {
-    web_sys::window()
-        .and_then(|w| w.location().pathname().ok())
-        .unwrap_or_default()
-}
-
-fn screen_at(path: &str) -> Screen {
-    if path == LAB_PATH {
-        Screen::Lab
-    } else {
-        Screen::Feed
-    }
-}
-
-/// Shows `screen`'s address in the location bar (a history entry, so Back returns).
-fn navigate(screen: Screen) {
-    let to = if screen == Screen::Lab { LAB_PATH } else { "/" };
-    if path() != to
-        && let Some(history) = web_sys::window().and_then(|w| w.history().ok())
-    {
-        let _ = history.push_state_with_url(&JsValue::NULL, "", Some(to));
-    }
-}
+use crate::state::{Action, AppState};
+use crate::store::{AppContext, Store, store_session, stored_session};
 
 #[function_component(App)]
 pub fn app() -> Html {

@@ -1,10 +1,10 @@
 //! The Load lab page's state and the arithmetic of its plots: what the lab's Socket.IO events
-//! (`likes_core::api::lab`) make of the page, and the SVG polyline of a series. Pure, so it is
+//! (`lab_protocol`) make of the page, and the SVG polyline of a series. Pure, so it is
 //! tested natively.
 
 use std::fmt::Write as _;
 
-use likes_core::api::lab::{Done, LabState, Outcome, Progress, RunInfo, Summary, Tick};
+use lab_protocol::{Done, LabState, Outcome, Progress, RunInfo, Summary, Tick};
 
 /// Width and height of every plot's SVG view box.
 pub const PLOT_W: f64 = 300.0;
@@ -55,7 +55,7 @@ impl LabView {
                 self.enabled = Some(s.enabled);
                 self.running = s.running;
                 self.run = s.run;
-                self.phase = s.phase;
+                self.phase = s.phase.map(|p| p.as_str().to_owned());
                 self.ticks = s.ticks;
                 self.last = s.last;
                 self.max_users = s.max_users;
@@ -67,7 +67,7 @@ impl LabView {
             LabAction::Progress(p) => match p {
                 Progress::Phase { phase } => {
                     self.running = true;
-                    self.phase = Some(phase);
+                    self.phase = Some(phase.as_str().to_owned());
                     self.step = None;
                 }
                 Progress::Setup { phase, done, total } => {
@@ -211,6 +211,7 @@ pub fn outcome_word(o: Outcome) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lab_protocol::Phase;
 
     fn tick(elapsed_s: f64, rate: f64, lag: Option<f64>) -> Tick {
         Tick {
@@ -284,14 +285,12 @@ mod tests {
         );
         assert_eq!(v.x_max(), 4.0);
         v = v.reduce(LabAction::Progress(Progress::Setup {
-            phase: "users".into(),
+            phase: Phase::Users,
             done: 3,
             total: 20,
         }));
         assert_eq!(v.step, Some(("setting up users".into(), 3, 20)));
-        v = v.reduce(LabAction::Progress(Progress::Phase {
-            phase: "load".into(),
-        }));
+        v = v.reduce(LabAction::Progress(Progress::Phase { phase: Phase::Load }));
         assert_eq!((v.phase.as_deref(), v.step.clone()), (Some("load"), None));
         for t in [tick(1.0, 18.0, None), tick(2.0, 20.0, Some(0.5))] {
             v = v.reduce(LabAction::Progress(Progress::Tick(t)));

@@ -1,6 +1,6 @@
 //! The web app: a Yew (client-side rendered) single-page app for phones first. Pure modules
 //! (`state`, `text`, `lab`) build everywhere and are unit-tested natively; the modules that
-//! touch the browser (`api`, `realtime`, `hooks`, `components`, `pages`, `app`) build for
+//! touch the browser (`api`, `realtime`, `store`, `nav`, `hooks`, `components`, `pages`, `app`) build for
 //! wasm32-unknown-unknown only.
 
 pub mod lab;
@@ -16,9 +16,13 @@ mod components;
 #[cfg(target_arch = "wasm32")]
 mod hooks;
 #[cfg(target_arch = "wasm32")]
+mod nav;
+#[cfg(target_arch = "wasm32")]
 mod pages;
 #[cfg(target_arch = "wasm32")]
 mod realtime;
+#[cfg(target_arch = "wasm32")]
+mod store;
 
 /// Mounts the app on `<body>`.
 #[cfg(target_arch = "wasm32")]

@@ -12,15 +12,15 @@ use gloo_timers::callback::Timeout;
 use likes_core::PostId;
 use likes_core::api::Post;
 use likes_core::api::realtime::{
-    LIKES_UPDATED, LikesUpdated, MAX_POSTS_PER_SOCKET, POSTS_CREATED, SUBSCRIBE, UNSUBSCRIBE,
+    LIKES_UPDATED, LikesUpdated, MAX_POSTS_PER_SOCKET, POSTS_CREATED, PostsAck, PostsRequest,
+    SUBSCRIBE, UNSUBSCRIBE,
 };
-use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use yew::prelude::*;
 
-use crate::app::AppContext;
 use crate::state::{Action, Connection};
+use crate::store::AppContext;
 
 #[wasm_bindgen(raw_module = "socket.io-client")]
 extern "C" {
@@ -54,12 +54,6 @@ extern "C" {
 const ACK_TIMEOUT_MS: u32 = 5_000;
 /// Subscriptions made within this many milliseconds go out as one message.
 const BATCH_MS: u32 = 40;
-
-#[derive(Deserialize)]
-struct SubscribeAck {
-    #[serde(default)]
-    counts: HashMap<PostId, u64>,
-}
 
 type Listener = Closure<dyn FnMut(JsValue)>;
 
@@ -215,10 +209,13 @@ impl Realtime {
             let dispatch = self.dispatch.clone();
             spawn_local(async move {
                 if let Ok(value) = JsFuture::from(ack).await
-                    && let Some(ack) = from_js::<SubscribeAck>(&value)
-                    && !ack.counts.is_empty()
+                    && let Some(PostsAck {
+                        counts: Some(counts),
+                        ..
+                    }) = from_js::<PostsAck>(&value)
+                    && !counts.is_empty()
                 {
-                    dispatch.emit(Action::Counts(ack.counts));
+                    dispatch.emit(Action::Counts(counts.into_iter().collect()));
                 }
             });
         }
@@ -231,7 +228,10 @@ impl Realtime {
 }
 
 fn posts_payload(posts: &[PostId]) -> JsValue {
-    let json = serde_json::json!({ "posts": posts }).to_string();
+    let request = PostsRequest {
+        posts: posts.to_vec(),
+    };
+    let json = serde_json::to_string(&request).unwrap_or_default();
     js_sys::JSON::parse(&json).unwrap_or(JsValue::NULL)
 }
 

@@ -1,6 +1,7 @@
 //! Calling the core crate's scripts through `fermyon:spin/redis`.
 
 use likes_core::scripts::{self, Script};
+use likes_core::{UserId, keys};
 use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
 
 use crate::EdgeError;
@@ -80,6 +81,20 @@ impl Redis {
         self.0
             .execute(command, &params)
             .map_err(|e| unavailable(command, e))
+    }
+
+    /// The display names of `users`, in their order, with one `HMGET` of the names hash; a name
+    /// missing from a partly rebuilt Redis is `None`, and its user still counts.
+    pub fn user_names(&self, users: &[UserId]) -> Result<Vec<Option<String>>, EdgeError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields: Vec<String> = users.iter().map(|u| keys::user_field(*u)).collect();
+        let mut args = Vec::with_capacity(1 + fields.len());
+        args.push(Arg::Str(keys::USER_NAMES));
+        args.extend(fields.iter().map(|f| Arg::Str(f)));
+        let found = self.cmd("HMGET", &args)?;
+        Ok((0..users.len()).map(|i| text_at(&found, i)).collect())
     }
 }
 

@@ -14,7 +14,7 @@ use edge_kit::wire::{self, Head};
 use edge_kit::{EdgeError, auth, respond};
 use likes_core::api::{FeedCursor, FeedPage, FeedQuery};
 use likes_core::scripts::{self, FeedCall, FeedReply};
-use likes_core::{PostId, UserId, keys};
+use likes_core::{PostId, UserId};
 use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -100,17 +100,10 @@ fn load(
     let reply = FeedReply::decode(&items)
         .map_err(|e| EdgeError::Internal(anyhow::anyhow!("feed script: {e}")))?;
     let ids = reply.recent_likers();
-    let mut names = HashMap::with_capacity(ids.len());
-    if !ids.is_empty() {
-        let fields: Vec<String> = ids.iter().map(|u| keys::user_field(*u)).collect();
-        let mut args = vec![Arg::Str(keys::USER_NAMES)];
-        args.extend(fields.iter().map(|f| Arg::Str(f)));
-        let found = redis.cmd("HMGET", &args)?;
-        for (i, id) in ids.iter().enumerate() {
-            if let Some(name) = text_at(&found, i) {
-                names.insert(*id, name);
-            }
-        }
-    }
+    let names: HashMap<UserId, String> = ids
+        .iter()
+        .zip(redis.user_names(&ids)?)
+        .filter_map(|(id, name)| Some((*id, name?)))
+        .collect();
     Ok((reply, names))
 }

@@ -6,11 +6,10 @@
 // `#[http_component]` expands to the unsafe export glue of the wasi:http handler.
 #![allow(unsafe_code)]
 
-use edge_kit::redis::{Arg, Redis, ScriptError, int_at, text_at};
+use edge_kit::redis::{Redis, ScriptError, int_at};
 use edge_kit::wire::{self, Head};
 use edge_kit::{EdgeError, auth, rate, respond};
 use likes_core::api::{LikeResponse, LikersPage, LikersQuery, User, likers_cursor};
-use likes_core::keys;
 use likes_core::rate::{Scope, Subject};
 use likes_core::scripts::{LikeCall, LikersCall};
 use likes_core::{PostId, UserId, scripts, time};
@@ -131,20 +130,15 @@ fn likers(req: &Head, post: PostId) -> Result<Response, EdgeError> {
     let more = ids.len() > query.limit as usize;
     ids.truncate(query.limit as usize);
 
-    let mut users = Vec::with_capacity(ids.len());
-    if !ids.is_empty() {
-        let fields: Vec<String> = ids.iter().map(|u| keys::user_field(*u)).collect();
-        let mut args = vec![Arg::Str(keys::USER_NAMES)];
-        args.extend(fields.iter().map(|f| Arg::Str(f)));
-        let names = redis.cmd("HMGET", &args)?;
-        for (i, id) in ids.iter().enumerate() {
-            // A liker whose name is missing (Redis rebuilt partially) is still a liker.
-            users.push(User {
-                id: *id,
-                name: text_at(&names, i).unwrap_or_default(),
-            });
-        }
-    }
+    let names = redis.user_names(&ids)?;
+    let users: Vec<User> = ids
+        .iter()
+        .zip(names)
+        .map(|(id, name)| User {
+            id: *id,
+            name: name.unwrap_or_default(),
+        })
+        .collect();
     let next_cursor = if more {
         ids.last().map(|u| likers_cursor(*u))
     } else {

@@ -1,6 +1,6 @@
 //! Writing a new post to Redis.
 //!
-//! Order matters for crash safety: the image variants go first (content-addressed, so a retry
+//! Order matters for crash safety: the image variants (bytes, ETags, sizes) go first (content-addressed, so a retry
 //! rewrites the same bytes), then the id, then one `post` script call that makes the post
 //! visible everywhere at once (record, feed indexes, stream entry, `post_event`). A crash
 //! before that script leaves at most an unreferenced image, never a post without its image.
@@ -22,6 +22,14 @@ pub fn save(
     created_at: &str,
 ) -> Result<Post, EdgeError> {
     let image_id = image.image_id();
+    // The sizes travel with the bytes, so the sync daemon copies them instead of decoding.
+    let [full_width, full_height, thumb_width, thumb_height] = [
+        image.full.width,
+        image.full.height,
+        image.thumb.width,
+        image.thumb.height,
+    ]
+    .map(|n| n.to_string());
     redis.cmd_bytes(
         "HSET",
         &[
@@ -30,10 +38,18 @@ pub fn save(
             &image.full.bytes,
             image_field::FULL_ETAG.as_bytes(),
             image.full.hash.as_bytes(),
+            image_field::FULL_WIDTH.as_bytes(),
+            full_width.as_bytes(),
+            image_field::FULL_HEIGHT.as_bytes(),
+            full_height.as_bytes(),
             image_field::THUMB.as_bytes(),
             &image.thumb.bytes,
             image_field::THUMB_ETAG.as_bytes(),
             image.thumb.hash.as_bytes(),
+            image_field::THUMB_WIDTH.as_bytes(),
+            thumb_width.as_bytes(),
+            image_field::THUMB_HEIGHT.as_bytes(),
+            thumb_height.as_bytes(),
         ],
     )?;
     // The script refuses an id that already holds a post, which only happens when the sequence

@@ -4,11 +4,12 @@
 // `#[http_component]` expands to the unsafe export glue of the wasi:http handler.
 #![allow(unsafe_code)]
 
-use edge_kit::redis::{Arg, Redis, int_at};
+use edge_kit::redis::{Redis, int_at};
 use edge_kit::{EdgeError, auth, rate, respond};
 use likes_core::api::{DisplayName, SessionRequest, SessionResponse, User};
 use likes_core::rate::{Scope, Subject};
-use likes_core::{UserId, events, keys, scripts, session, time};
+use likes_core::scripts::{self, SessionCall};
+use likes_core::{UserId, session, time};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -49,15 +50,11 @@ fn create(req: &Request) -> Result<Response, EdgeError> {
         Subject::Client(client),
         edge_kit::var_or("sessions_per_minute", DEFAULT_SESSIONS_PER_MINUTE)?,
     )?;
-    let reply = redis.eval(
-        &scripts::SESSION,
-        &[keys::USER_SEQ, keys::USER_NAMES, keys::USER_STREAM],
-        &[
-            Arg::Str(name.as_str()),
-            Arg::Str(&time::rfc3339_ms(now_ms)),
-            Arg::Int(events::SCHEMA_VERSION.into()),
-        ],
-    )?;
+    let call = SessionCall {
+        name: name.as_str(),
+        ts: &time::rfc3339_ms(now_ms),
+    };
+    let reply = redis.eval_owned(&scripts::SESSION, call.keys().into_iter(), call.args())?;
     let raw = int_at(&reply, 0)?;
     let id = u64::try_from(raw)
         .ok()

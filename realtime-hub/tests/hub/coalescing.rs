@@ -11,9 +11,7 @@ use testkit::socketio::Client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_yields_few_emits_and_the_last_carries_the_final_count() {
-    let redis = TestRedis::start();
-    let mut conn = redis.async_conn().await;
-    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
+    let (_redis, mut conn, hub) = Hub::with_redis().await;
     let mut c = Client::connect(hub.addr).await;
     c.emit_ack("subscribe", json!({"posts": ["p_3"]})).await;
 

@@ -59,30 +59,7 @@ async fn run_client(transport: &str, final_transport: &str) {
     set_count(&mut conn, post(11), 4).await;
     let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
 
-    let mut child = Command::new("node")
-        .arg("hub-client.test.mjs")
-        .args([
-            &format!("http://{}", hub.addr),
-            transport,
-            "p_11",
-            "4",
-            "200",
-        ])
-        .current_dir(js_dir())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
-        .await
-        .expect("node client ready within 15 s")
-        .expect("read stdout");
-    assert_eq!(
-        ready.as_deref(),
-        Some("READY"),
-        "node client failed before subscribing"
-    );
+    let (child, lines) = spawn_client(&hub, transport, "p_11", 4, 200).await;
 
     let mut pipe = redis::pipe();
     for n in 5..=200 {
@@ -93,14 +70,7 @@ async fn run_client(transport: &str, final_transport: &str) {
     }
     let _: () = pipe.query_async(&mut conn).await.expect("burst");
 
-    let result = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
-        .await
-        .expect("node client result within 15 s")
-        .expect("read stdout")
-        .expect("a result line");
-    let status = child.wait().await.expect("node exit");
-    assert!(status.success(), "node client failed: {result}");
-    let result: serde_json::Value = serde_json::from_str(&result).expect("result json");
+    let result = client_result(child, lines).await;
     assert_eq!(result["transport"], final_transport);
     let updates = result["updates"].as_array().expect("updates");
     assert!(
@@ -131,6 +101,21 @@ async fn official_js_client_upgrading_from_polling_to_websocket() {
     if node_ready().await {
         run_client("upgrade", "websocket").await;
     }
+}
+
+/// The node client's result line (JSON), once it has exited successfully.
+async fn client_result(
+    mut child: tokio::process::Child,
+    mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) -> serde_json::Value {
+    let result = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .expect("node client result within 15 s")
+        .expect("read stdout")
+        .expect("a result line");
+    let status = child.wait().await.expect("node exit");
+    assert!(status.success(), "node client failed: {result}");
+    serde_json::from_str(&result).expect("result json")
 }
 
 /// Starts the node client and waits for its READY line (it subscribed and checked the ack).
@@ -208,15 +193,8 @@ async fn official_js_client_gets_counts_of_real_likes_through_the_edge() {
     // First change at once, then at most one update per window while the burst lasts, plus the
     // held last count.
     let bound = 2 + (burst.as_millis() / window.as_millis()) as usize;
-    for (transport, (mut child, mut lines)) in clients {
-        let result = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
-            .await
-            .expect("node client result within 15 s")
-            .expect("read stdout")
-            .expect("a result line");
-        let status = child.wait().await.expect("node exit");
-        assert!(status.success(), "node client failed: {result}");
-        let result: serde_json::Value = serde_json::from_str(&result).expect("result json");
+    for (transport, (child, lines)) in clients {
+        let result = client_result(child, lines).await;
         assert_eq!(result["transport"], transport);
         let counts: Vec<u64> = result["updates"]
             .as_array()

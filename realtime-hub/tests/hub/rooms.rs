@@ -25,9 +25,7 @@ async fn subscribe_acks_current_counts_and_unknown_posts_count_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn like_event_reaches_only_the_posts_room() {
-    let redis = TestRedis::start();
-    let mut conn = redis.async_conn().await;
-    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
+    let (_redis, mut conn, hub) = Hub::with_redis().await;
     let mut a = Client::connect(hub.addr).await;
     let mut b = Client::connect(hub.addr).await;
     a.emit_ack("subscribe", json!({"posts": ["p_1"]})).await;
@@ -58,9 +56,7 @@ async fn like_event_reaches_only_the_posts_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_created_goes_to_every_socket_without_liked_by_me() {
-    let redis = TestRedis::start();
-    let mut conn = redis.async_conn().await;
-    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
+    let (_redis, mut conn, hub) = Hub::with_redis().await;
     let mut a = Client::connect(hub.addr).await;
     let mut b = Client::connect(hub.addr).await;
     a.emit_ack("subscribe", json!({"posts": ["p_1"]})).await;
@@ -83,9 +79,7 @@ async fn posts_created_goes_to_every_socket_without_liked_by_me() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_payloads_get_an_error_ack_and_the_socket_keeps_working() {
-    let redis = TestRedis::start();
-    let mut conn = redis.async_conn().await;
-    let hub = Hub::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
+    let (_redis, mut conn, hub) = Hub::with_redis().await;
     let mut c = Client::connect(hub.addr).await;
 
     for bad in [

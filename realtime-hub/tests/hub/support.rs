@@ -7,6 +7,7 @@ use likes_core::PostId;
 use likes_core::events::LikeMessage;
 use likes_core::keys::{LIKE_CHANNEL, POST_CHANNEL, PostKeys};
 use realtime_hub::Config;
+use testkit::TestRedis;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -20,6 +21,15 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A throw-away Redis, an operator connection to it, and a hub with the default
+    /// configuration logged in as the hub's role: what most tests start from.
+    pub async fn with_redis() -> (TestRedis, redis::aio::MultiplexedConnection, Self) {
+        let redis = TestRedis::start();
+        let conn = redis.async_conn().await;
+        let hub = Self::start(&redis.url_as(testkit::Role::Hub), |_| {}).await;
+        (redis, conn, hub)
+    }
+
     /// Starts a hub on port 0 against `redis_url` and waits until it is subscribed to Redis
     /// (`/healthz` 200), so nothing published afterwards is missed.
     pub async fn start(redis_url: &str, tweak: impl FnOnce(&mut Config)) -> Self {

@@ -62,7 +62,7 @@ async fn two_hubs_deliver_real_likes_and_every_client_converges() {
 
     let stored: u64 = redis::cmd("HGET")
         .arg(PostKeys::new(post).post)
-        .arg("likes")
+        .arg(likes_core::keys::post_field::LIKES)
         .query_async(&mut conn)
         .await
         .expect("HGET likes");

@@ -83,8 +83,7 @@ async fn lengths(conn: &mut redis::aio::MultiplexedConnection) -> Vec<(String, u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_is_what_is_really_undelivered_even_when_redis_reports_a_stale_lag() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     random_ops(&mut conn, &mut model, &mut Lcg(5), 300, 10, 10).await;
     let config = env.config();

@@ -7,8 +7,7 @@ use crate::support::{Env, InProcess, Lcg, Model, random_ops, spawn_binary};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_between_commit_and_ack_double_counts_nothing() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     let mut rng = Lcg(42);
     random_ops(&mut conn, &mut model, &mut rng, 1500, 30, 50).await;
@@ -44,8 +43,7 @@ async fn exit_between_commit_and_ack_double_counts_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_under_load_loses_and_doubles_nothing() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     let mut rng = Lcg(99);
     random_ops(&mut conn, &mut model, &mut rng, 500, 20, 40).await;
@@ -93,8 +91,7 @@ async fn pending_total(conn: &mut redis::aio::MultiplexedConnection) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_daemons_on_the_same_streams_apply_everything_once() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     let mut rng = Lcg(2024);
     let mut a = env.config();

@@ -6,8 +6,7 @@ use crate::support::{Env, InProcess, Lcg, Model, create_user, like_into, random_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n_events_give_exact_rows_and_counts_and_a_replay_changes_nothing() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     let mut names = Vec::new();
     for i in 0..10 {
@@ -36,17 +35,7 @@ async fn n_events_give_exact_rows_and_counts_and_a_replay_changes_nothing() {
     daemon.stop().await;
 
     // Forced checkpoint loss and a full replay of every stream from the start.
-    env.pg.psql("DELETE FROM stream_checkpoints");
-    for stream in keys::all_streams() {
-        let _: () = redis::cmd("XGROUP")
-            .arg("SETID")
-            .arg(&stream)
-            .arg(&group)
-            .arg("0")
-            .query_async(&mut conn)
-            .await
-            .expect("XGROUP SETID");
-    }
+    env.forget_progress(&mut conn, &group).await;
     let daemon = InProcess::spawn(config);
     env.wait_drained(&mut conn, &group).await;
     daemon.stop().await;
@@ -57,8 +46,7 @@ async fn n_events_give_exact_rows_and_counts_and_a_replay_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn like_unlike_like_sequences_end_right_across_batch_boundaries() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     for batch_max in [1usize, 2, 3, 7] {
         // Sequences of every length 1..=6 for several users on one post per batch size, so
@@ -90,8 +78,7 @@ async fn like_unlike_like_sequences_end_right_across_batch_boundaries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_entries_are_parked_not_lost_and_do_not_block() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     let stream = keys::Shard(3).stream();
     like_into(&mut conn, &mut model, 3, 1, true).await;
@@ -121,8 +108,7 @@ async fn undecodable_entries_are_parked_not_lost_and_do_not_block() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_are_trimmed_only_below_what_every_group_has_committed() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     let stream = keys::Shard(1).stream();
     // Another group that has read nothing holds the whole stream.
@@ -180,8 +166,7 @@ async fn streams_are_trimmed_only_below_what_every_group_has_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_repairs_a_drifted_redis_count_from_postgres() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     for user in 1..=5 {
         like_into(&mut conn, &mut model, 5, user, true).await;

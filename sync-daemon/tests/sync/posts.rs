@@ -1,10 +1,9 @@
 //! Post creations: written by the production post script, persisted into `posts` and `images`
 //! exactly once, across replays and crashes.
 
-use likes_core::keys;
-
 use crate::support::{
     Env, InProcess, api_user, create_post, like_into, make_image, spawn_binary, store_image,
+    store_legacy_image,
 };
 
 /// What `posts` should hold for one created post, in `psql` output form.
@@ -48,8 +47,7 @@ fn image_rows(images: &[&likes_images::Processed]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_and_their_images_are_persisted_exactly_once() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let ann = api_user(&mut conn, "ann").await;
     let bob = api_user(&mut conn, "bob").await;
     let (a, b) = (make_image(400, 300, 3), make_image(90, 160, 7));
@@ -86,17 +84,7 @@ async fn posts_and_their_images_are_persisted_exactly_once() {
     env.assert_matches(&mut conn, &model).await;
 
     // Forced checkpoint loss: replaying every stream from the start adds nothing.
-    env.pg.psql("DELETE FROM stream_checkpoints");
-    for stream in keys::all_streams() {
-        let _: () = redis::cmd("XGROUP")
-            .arg("SETID")
-            .arg(&stream)
-            .arg(&group)
-            .arg("0")
-            .query_async(&mut conn)
-            .await
-            .expect("XGROUP SETID");
-    }
+    env.forget_progress(&mut conn, &group).await;
     let daemon = InProcess::spawn(config);
     env.wait_drained(&mut conn, &group).await;
     daemon.stop().await;
@@ -107,8 +95,7 @@ async fn posts_and_their_images_are_persisted_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_survive_a_crash_between_commit_and_ack() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let ann = api_user(&mut conn, "ann").await;
     let images: Vec<_> = (0..6u8)
         .map(|i| make_image(64 + u32::from(i), 48, i + 1))
@@ -153,4 +140,25 @@ async fn posts_survive_a_crash_between_commit_and_ack() {
     assert_eq!(env.pg.psql(POSTS_SQL), expected.join("\n"));
     let all: Vec<&likes_images::Processed> = images.iter().collect();
     assert_eq!(env.pg.psql(IMAGES_SQL), image_rows(&all));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_stored_without_sizes_still_sync_with_their_sizes() {
+    // Written by a component older than the size fields: the daemon reads the sizes from the
+    // JPEG headers, so PostgreSQL gets what it would get from a current upload.
+    let (env, mut conn) = Env::with_conn().await;
+    let ann = api_user(&mut conn, "ann").await;
+    let (old, new) = (make_image(400, 300, 5), make_image(90, 160, 9));
+    store_legacy_image(&mut conn, &old).await;
+    store_image(&mut conn, &new).await;
+    for img in [&old, &new] {
+        let (w, h) = (img.full.width, img.full.height);
+        create_post(&mut conn, &ann, "", img.image_id(), w, h).await;
+    }
+    let config = env.config();
+    let group = config.group.clone();
+    let daemon = InProcess::spawn(config);
+    env.wait_drained(&mut conn, &group).await;
+    daemon.stop().await;
+    assert_eq!(env.pg.psql(IMAGES_SQL), image_rows(&[&old, &new]));
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use likes_core::api::{FeedCursor, FeedQuery, FeedSort};
-use likes_core::keys::{self, PostKeys};
-use likes_core::scripts::{self, FeedCall, FeedReply};
+use likes_core::keys::{self, PostKeys, post_field};
+use likes_core::scripts::{self, CardinalityCall, ContainsCall, FeedCall, FeedReply};
 use likes_core::{PostId, UserId};
 use redis::aio::MultiplexedConnection;
 
@@ -82,19 +82,23 @@ async fn likers(conn: &mut MultiplexedConnection, post: u64) -> Vec<Vec<u64>> {
 }
 
 async fn contains(conn: &mut MultiplexedConnection, post: u64, user: u64) -> i64 {
-    let k = PostKeys::new(PostId::new(post).expect("nonzero"));
-    redis::Script::new(scripts::CONTAINS.source)
-        .key(&k.likers)
-        .arg(user)
+    let call = ContainsCall {
+        post: PostId::new(post).expect("nonzero"),
+        user: UserId::new(user).expect("nonzero"),
+    };
+    let script = redis::Script::new(scripts::CONTAINS.source);
+    testkit::invocation(&script, call.keys(), call.args())
         .invoke_async(conn)
         .await
         .expect("contains script")
 }
 
 async fn cardinality(conn: &mut MultiplexedConnection, post: u64) -> i64 {
-    let k = PostKeys::new(PostId::new(post).expect("nonzero"));
-    redis::Script::new(scripts::CARDINALITY.source)
-        .key(&k.likers)
+    let call = CardinalityCall {
+        post: PostId::new(post).expect("nonzero"),
+    };
+    let script = redis::Script::new(scripts::CARDINALITY.source);
+    testkit::invocation(&script, call.keys(), [])
         .invoke_async(conn)
         .await
         .expect("cardinality script")
@@ -173,7 +177,7 @@ async fn snapshot(
         let k = PostKeys::new(PostId::new(post).expect("nonzero"));
         let count: Option<i64> = redis::cmd("HGET")
             .arg(&k.post)
-            .arg("likes")
+            .arg(post_field::LIKES)
             .query_async(conn)
             .await
             .expect("HGET");
@@ -286,8 +290,7 @@ async fn populate(conn: &mut MultiplexedConnection) -> World {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flushall_then_rehydrate_serves_exactly_what_was_persisted() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let world = populate(&mut conn).await;
     let config = env.config();
     let group = config.group.clone();
@@ -351,8 +354,7 @@ async fn flushall_then_rehydrate_serves_exactly_what_was_persisted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_rebuilds_a_corrupted_likers_structure() {
-    let env = Env::start();
-    let mut conn = env.redis.async_conn().await;
+    let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     for user in (1..=5_000u64).chain([70_001, 70_002]) {
         like_into(&mut conn, &mut model, 9, user, true).await;
@@ -367,7 +369,7 @@ async fn reconciliation_rebuilds_a_corrupted_likers_structure() {
     // Corruption: one container lost, the count and `top` score wrong.
     let _: () = redis::pipe()
         .hdel(&k.likers, 0)
-        .hset(&k.post, "likes", 3)
+        .hset(&k.post, post_field::LIKES, 3)
         .zadd(&k.top, 9, 3)
         .query_async(&mut conn)
         .await

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use likes_core::keys::{self, PostKeys};
-use likes_core::{PostId, UserId, events, scripts};
+use likes_core::scripts::{self, LikeCall, SessionCall};
+use likes_core::{PostId, UserId};
 use redis::aio::MultiplexedConnection;
 use sync_daemon::Config;
 use testkit::{TestPostgres, TestRedis};
@@ -18,6 +19,13 @@ pub struct Env {
 impl Env {
     pub fn start() -> Self {
         Self::start_with_redis(&[])
+    }
+
+    /// A fresh environment and an operator connection to its Redis: how most tests begin.
+    pub async fn with_conn() -> (Self, MultiplexedConnection) {
+        let env = Self::start();
+        let conn = env.redis.async_conn().await;
+        (env, conn)
     }
 
     /// Like [`Env::start`], with extra `redis-server` arguments (e.g. persistence).
@@ -46,6 +54,22 @@ impl Env {
         c.pg_pool_size = 4;
         c.claim_idle = Duration::from_millis(300);
         c
+    }
+
+    /// Loses every checkpoint and rewinds `group` to the start of every stream: the next
+    /// daemon replays everything, which must add nothing.
+    pub async fn forget_progress(&self, conn: &mut MultiplexedConnection, group: &str) {
+        self.pg.psql("DELETE FROM stream_checkpoints");
+        for stream in keys::all_streams() {
+            let _: () = redis::cmd("XGROUP")
+                .arg("SETID")
+                .arg(&stream)
+                .arg(group)
+                .arg("0")
+                .query_async(conn)
+                .await
+                .expect("XGROUP SETID");
+        }
     }
 
     /// Waits until every stream's group has delivered and acknowledged everything (which implies
@@ -159,32 +183,24 @@ impl Model {
     }
 }
 
-/// A like or unlike through the production script, exactly as `likes-bench/src/native.rs::like`
-/// invokes it (no post-exists check: posts do not exist yet). Returns `(count, changed)`.
+/// A like or unlike through the production script and its typed call (no post-exists check:
+/// posts do not exist yet). Returns `(count, changed)`.
 pub async fn like(conn: &mut MultiplexedConnection, post: u64, user: u64, on: bool) -> (i64, bool) {
-    let script = redis::Script::new(scripts::LIKE.source);
-    let post = PostId::new(post).expect("nonzero");
-    let user = UserId::new(user).expect("nonzero");
-    let k = PostKeys::new(post);
-    let ts = likes_core::time::rfc3339_ms(now_ms());
-    let reply: (i64, i64) = script
-        .key(&k.post)
-        .key(&k.likers)
-        .key(&k.recent)
-        .key(&k.stream)
-        .key(&k.top)
-        .arg(if on { "like" } else { "unlike" })
-        .arg(post.get())
-        .arg(user.get())
-        .arg(&ts)
-        .arg("0")
-        .arg(events::SCHEMA_VERSION)
-        .arg(scripts::RECENT_LIKERS_CAP)
-        .arg(keys::LIKE_CHANNEL)
-        .arg(post.to_string())
-        .invoke_async(conn)
-        .await
-        .expect("like script");
+    let call = LikeCall {
+        post: PostId::new(post).expect("nonzero"),
+        user: UserId::new(user).expect("nonzero"),
+        on,
+        ts: likes_core::time::rfc3339_ms(now_ms()),
+        require_post: false,
+    };
+    let reply: (i64, i64) = testkit::invocation(
+        &redis::Script::new(scripts::LIKE.source),
+        call.keys(),
+        call.args(),
+    )
+    .invoke_async(conn)
+    .await
+    .expect("like script");
     (reply.0, reply.1 == 1)
 }
 
@@ -209,16 +225,16 @@ pub async fn like_into(
 
 /// Creates a user through the production session script; returns its id.
 pub async fn create_user(conn: &mut MultiplexedConnection, name: &str) -> u64 {
-    redis::Script::new(scripts::SESSION.source)
-        .key(keys::USER_SEQ)
-        .key(keys::USER_NAMES)
-        .key(keys::USER_STREAM)
-        .arg(name)
-        .arg(likes_core::time::rfc3339_ms(now_ms()))
-        .arg(events::SCHEMA_VERSION)
-        .invoke_async(conn)
-        .await
-        .expect("session script")
+    let ts = likes_core::time::rfc3339_ms(now_ms());
+    let call = SessionCall { name, ts: &ts };
+    testkit::invocation(
+        &redis::Script::new(scripts::SESSION.source),
+        call.keys(),
+        call.args(),
+    )
+    .invoke_async(conn)
+    .await
+    .expect("session script")
 }
 
 fn now_ms() -> u64 {
@@ -319,8 +335,29 @@ pub fn make_image(w: u32, h: u32, seed: u8) -> likes_images::Processed {
     likes_images::process(&png, &likes_images::Limits::default()).expect("pipeline")
 }
 
-/// Stores an image's variants under `img:<id>` the way the upload path does.
+/// Stores an image's variants under `img:<id>` the way the upload path does: bytes, ETags and
+/// sizes.
 pub async fn store_image(conn: &mut MultiplexedConnection, img: &likes_images::Processed) {
+    use likes_core::keys::image_field as f;
+    store_legacy_image(conn, img).await;
+    let _: () = redis::cmd("HSET")
+        .arg(keys::image_key(img.image_id()))
+        .arg(f::FULL_WIDTH)
+        .arg(img.full.width)
+        .arg(f::FULL_HEIGHT)
+        .arg(img.full.height)
+        .arg(f::THUMB_WIDTH)
+        .arg(img.thumb.width)
+        .arg(f::THUMB_HEIGHT)
+        .arg(img.thumb.height)
+        .query_async(conn)
+        .await
+        .expect("HSET image sizes");
+}
+
+/// Stores an image's variants the way components did before sizes were stored with them:
+/// bytes and ETags only.
+pub async fn store_legacy_image(conn: &mut MultiplexedConnection, img: &likes_images::Processed) {
     use likes_core::keys::image_field as f;
     let _: () = redis::cmd("HSET")
         .arg(keys::image_key(img.image_id()))

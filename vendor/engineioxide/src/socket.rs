@@ -71,7 +71,7 @@ use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::{
-    Mutex, Notify,
+    Mutex, Notify, // Patched (see vendor/README.md)
     mpsc::{self, Receiver, error::TrySendError},
     watch,
 };
@@ -115,18 +115,18 @@ impl From<&Error> for Option<DisconnectReason> {
 /// A permit to emit a message to the client.
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
-    inner: mpsc::Permit<'a, Box<PacketBuf>>,
+    inner: mpsc::Permit<'a, Box<PacketBuf>>, // Patched (see vendor/README.md)
 }
 impl Permit<'_> {
     /// Consume the permit and emit a message to the client.
     #[inline]
     pub fn emit(self, msg: Str) {
-        self.inner.send(Box::new(smallvec![Packet::Message(msg)]));
+        self.inner.send(Box::new(smallvec![Packet::Message(msg)])); // Patched (see vendor/README.md)
     }
     /// Consume the permit and emit a binary message to the client.
     #[inline]
     pub fn emit_binary(self, data: Bytes) {
-        self.inner.send(Box::new(smallvec![Packet::Binary(data)]));
+        self.inner.send(Box::new(smallvec![Packet::Binary(data)])); // Patched (see vendor/README.md)
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -138,7 +138,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(Box::new(packets));
+        self.inner.send(Box::new(packets)); // Patched (see vendor/README.md)
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -150,20 +150,20 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(Box::new(packets));
+        self.inner.send(Box::new(packets)); // Patched (see vendor/README.md)
     }
 }
 
 #[derive(Debug)]
 pub(crate) struct InternalRx {
-    pub buffered_rx: Receiver<Box<PacketBuf>>,
+    pub buffered_rx: Receiver<Box<PacketBuf>>, // Patched (see vendor/README.md)
     pub peeked_packet: Option<PacketBuf>,
     pub volatile_rx: watch::Receiver<Option<PacketBuf>>,
 }
 
 impl InternalRx {
     fn new(
-        buffered_rx: Receiver<Box<PacketBuf>>,
+        buffered_rx: Receiver<Box<PacketBuf>>, // Patched (see vendor/README.md)
         volatile_rx: watch::Receiver<Option<PacketBuf>>,
     ) -> Self {
         Self {
@@ -214,6 +214,9 @@ where
     pub(crate) internal_rx: Mutex<InternalRx>,
 
     /// Channel to send [PacketBuf] to the internal connection
+    ///
+    /// Patched (see vendor/README.md): the packets are boxed because tokio's mpsc allocates its
+    /// first block of 32 slots with the channel, and an unboxed slot is ~167 bytes.
     pub(crate) internal_tx: mpsc::Sender<Box<PacketBuf>>,
 
     /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
@@ -222,8 +225,8 @@ where
     volatile_tx: watch::Sender<Option<PacketBuf>>,
 
     /// Wakes the heartbeat job when a Pong (v4 protocol) or Ping (v3 protocol) packet arrives.
-    /// A [`Notify`] keeps at most one pending wake-up, like the capacity-1 channel it replaces,
-    /// without a channel allocation per socket (patched: see vendor/README.md).
+    /// Patched (see vendor/README.md): a [`Notify`] keeps at most one pending wake-up, like the
+    /// capacity-1 channel it replaces, without a channel allocation per socket.
     heartbeat: Notify,
 
     /// A cancellation token that will be triggered when the socket is being closed.
@@ -254,6 +257,7 @@ where
         supports_binary: bool,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
+        // Patched (see vendor/README.md): no heartbeat channel, see `Socket::heartbeat`.
         let (volatile_tx, volatile_rx) = watch::channel(None);
 
         Self {
@@ -267,7 +271,7 @@ where
 
             volatile_tx,
 
-            heartbeat: Notify::new(),
+            heartbeat: Notify::new(), // Patched (see vendor/README.md)
             cancellation_token: CancellationToken::new(),
 
             close_fn,
@@ -285,7 +289,7 @@ where
         tracing::debug!(?packet, "sending packet");
 
         self.internal_tx
-            .try_send(Box::new(smallvec![packet]))
+            .try_send(Box::new(smallvec![packet])) // Patched (see vendor/README.md)
             .map_err(|p| match p {
                 TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
                 TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
@@ -293,6 +297,7 @@ where
         Ok(())
     }
     /// Records a heartbeat packet from the client for the heartbeat job.
+    /// Patched (see vendor/README.md): replaces sends on the former `heartbeat_tx` channel.
     pub(crate) fn heartbeat_received(&self) {
         self.heartbeat.notify_one();
     }
@@ -379,7 +384,7 @@ where
             tracing::trace!(sid = ?self.id, "emitting ping");
 
             self.internal_tx
-                .try_send(Box::new(smallvec![Packet::Ping]))
+                .try_send(Box::new(smallvec![Packet::Ping])) // Patched (see vendor/README.md)
                 .map_err(|_| Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
@@ -407,6 +412,7 @@ where
         tracing::debug!(sid = ?self.id, "heartbeat receiver routine started");
 
         loop {
+            // Patched (see vendor/README.md): a `Notify` rather than the heartbeat channel.
             tokio::time::timeout(interval + timeout, self.heartbeat.notified())
                 .await
                 .map_err(|_| Error::HeartbeatTimeout)?;
@@ -414,7 +420,7 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
             self.internal_tx
-                .try_send(Box::new(smallvec![Packet::Pong]))
+                .try_send(Box::new(smallvec![Packet::Pong])) // Patched (see vendor/README.md)
                 .map_err(|_| Error::HeartbeatTimeout)?;
         }
     }
@@ -564,6 +570,7 @@ impl<D: Default + Send + Sync + 'static> std::fmt::Debug for Socket<D> {
             .field("conn", &self.transport)
             .field("internal_rx", &self.internal_rx)
             .field("internal_tx", &self.internal_tx)
+            // Patched (see vendor/README.md): no heartbeat channel to show.
             .field("cancellation_token", &self.cancellation_token)
             .field("req_data", &self.req_parts)
             .finish()
@@ -611,6 +618,7 @@ where
         buffer_size: usize,
     ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
         let (internal_tx, internal_rx) = mpsc::channel(buffer_size);
+        // Patched (see vendor/README.md): no heartbeat channel, see `Socket::heartbeat`.
         let (volatile_tx, volatile_rx) = watch::channel(None);
 
         let sock = Self {
@@ -624,7 +632,7 @@ where
 
             volatile_tx,
 
-            heartbeat: Notify::new(),
+            heartbeat: Notify::new(), // Patched (see vendor/README.md)
             cancellation_token: CancellationToken::new(),
             close_fn,
 
@@ -640,7 +648,7 @@ where
         tokio::spawn(async move {
             let mut internal_rx = sock_clone.internal_rx.try_lock().unwrap();
             while let Some(packets) = internal_rx.buffered_rx.recv().await {
-                for packet in *packets {
+                for packet in *packets { // Patched (see vendor/README.md)
                     tx.send(packet).await.unwrap();
                 }
             }

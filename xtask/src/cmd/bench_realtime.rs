@@ -13,7 +13,7 @@
 //! Results: target/bench/realtime.json and a Markdown table on stdout.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use anyhow::{Context, bail};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use serde_json::{Value, json};
 
+use super::bench::free_port;
 use crate::proc::{self, Service};
 use crate::tools::{self, root};
 
@@ -48,13 +49,7 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
     // A server holds one fd per socket; beyond its limit, measure the most that fits and say so.
     let server_max = usize::try_from(fds.saturating_sub(1_000)).unwrap_or(usize::MAX);
     let per_process = server_max.max(1);
-    let redis_port = free_port()?;
-    let _redis = proc::redis(
-        redis_port,
-        &root().join(format!("target/bench/redis-{redis_port}")),
-        false,
-    )?;
-    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let (_redis, redis_url, _) = super::bench::start_redis()?;
 
     let mut memory = Vec::new();
     let mut loads = Vec::new();
@@ -216,10 +211,6 @@ fn start_server(
         move || command(&addr)
     })?;
     Ok((server, addr))
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn example(name: &str) -> std::path::PathBuf {

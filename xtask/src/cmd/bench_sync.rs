@@ -6,11 +6,11 @@
 //! The measuring is `sync-daemon`'s `sync-bench` example; this starts the servers, runs it and
 //! prints the table. Results: target/bench/sync.json and a Markdown table on stdout.
 
-use std::net::TcpListener;
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
+use super::bench::free_port;
 use crate::proc;
 use crate::tools::{self, root};
 
@@ -19,12 +19,7 @@ pub fn run(likes: u64) -> anyhow::Result<()> {
     tools::ensure_redis()?;
     let pg_bin = tools::ensure_postgres()?;
     tools::build_native()?;
-    let redis_port = free_port()?;
-    let _redis = proc::redis(
-        redis_port,
-        &root().join(format!("target/bench/redis-{redis_port}")),
-        false,
-    )?;
+    let (_redis, _, redis_port) = super::bench::start_redis()?;
     // Picked once Redis listens, so the two cannot be handed the same free port.
     let pg_port = free_port()?;
     let pg_dir = root().join(format!("target/bench/postgres-{pg_port}"));
@@ -53,10 +48,6 @@ pub fn run(likes: u64) -> anyhow::Result<()> {
     std::fs::write(dir.join("sync.json"), serde_json::to_string_pretty(&v)?)?;
     print_table(&v);
     Ok(())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn print_table(v: &serde_json::Value) {

@@ -1,9 +1,9 @@
-//! `cargo xtask fuzz`: the `cargo fuzz` targets in `fuzz/`, one after another (one process, one
+//! `cargo xtask fuzz`: the `cargo fuzz` targets in `tools/fuzz/`, one after another (one process, one
 //! job: the machine is shared), each for `--seconds` from its committed corpus, with each
 //! target's executions, speed and libFuzzer coverage printed at the end. What a run finds goes
-//! to `fuzz/target/corpus/<target>/`; `--minimize` then merges it into the committed corpus,
+//! to `tools/fuzz/target/corpus/<target>/`; `--minimize` then merges it into the committed corpus,
 //! keeping only inputs that add edge coverage. `cargo test` replays the committed corpora on stable
-//! (`fuzz/targets/tests/corpus.rs`); this command is the real, nightly-only fuzzing.
+//! (`tools/fuzz/targets/tests/corpus.rs`); this command is the real, nightly-only fuzzing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub struct Args {
     /// Seconds of fuzzing per target.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Only this target (repeatable); all of fuzz/fuzz_targets/ by default.
+    /// Only this target (repeatable); all of tools/fuzz/fuzz_targets/ by default.
     #[arg(long = "target")]
     targets: Vec<String>,
     /// Afterwards, shrink each committed corpus to the inputs that keep its coverage,
@@ -44,10 +44,13 @@ struct Stats {
     peak_rss_mb: u64,
 }
 
+/// cargo fuzz's own workspace, relative to the root.
+const FUZZ_DIR: &str = "tools/fuzz";
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     ensure_nightly()?;
     ensure_cargo_fuzz()?;
-    let fuzz = root().join("fuzz");
+    let fuzz = root().join(FUZZ_DIR);
     let mut targets = list_targets(&fuzz)?;
     if !args.targets.is_empty() {
         for t in &args.targets {
@@ -60,7 +63,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Debug assertions on: integer overflow in a parser is a finding, not a wrap-around.
     tools::run(
         nightly_cargo()
-            .args(["fuzz", "build", "--fuzz-dir", "fuzz", "--debug-assertions"])
+            .args([
+                "fuzz",
+                "build",
+                "--fuzz-dir",
+                FUZZ_DIR,
+                "--debug-assertions",
+            ])
             .args(["--sanitizer", &args.sanitizer]),
     )?;
     let bin_dir = fuzz.join("target").join(host_triple()?).join("release");
@@ -130,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("total executions: {total}");
     if !crashed.is_empty() {
         bail!(
-            "{} failed; the inputs are in fuzz/artifacts/<target>/: {}",
+            "{} failed; the inputs are in tools/fuzz/artifacts/<target>/: {}",
             crashed.len(),
             crashed.join(", ")
         );
@@ -176,7 +185,7 @@ fn ensure_cargo_fuzz() -> anyhow::Result<()> {
     tools::run(tools::cargo().args(["install", "cargo-fuzz", "--locked"]))
 }
 
-/// The fuzz targets: every `fuzz/fuzz_targets/<name>.rs`.
+/// The fuzz targets: every `tools/fuzz/fuzz_targets/<name>.rs`.
 fn list_targets(fuzz: &Path) -> anyhow::Result<Vec<String>> {
     let dir = fuzz.join("fuzz_targets");
     let mut names: Vec<String> = fs::read_dir(&dir)
@@ -227,7 +236,7 @@ fn parse_stats(log: &str) -> Stats {
     }
 }
 
-/// Replaces `fuzz/corpus/<target>` by a small set of its inputs and this run's that still covers
+/// Replaces `tools/fuzz/corpus/<target>` by a small set of its inputs and this run's that still covers
 /// every edge they cover: libFuzzer's greedy set cover on edges alone, without hit counts,
 /// which keeps the committed corpora about half the size a plain `-merge=1` leaves.
 fn minimize(fuzz: &Path, bin_dir: &Path, target: &str) -> anyhow::Result<()> {

@@ -10,3 +10,4 @@ pub mod load;
 pub mod soak;
 pub mod test;
 pub mod up;
+pub mod vendor_check;

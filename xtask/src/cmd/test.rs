@@ -1,7 +1,7 @@
 //! `cargo xtask test`: what CI runs. Lints, builds every wasm target, then runs every test in
 //! release mode (one build of wasmtime serves the tests, `up` and the benchmarks).
 
-use crate::tools::{self, COMPONENTS, TEST_COMPONENTS, cargo};
+use crate::tools::{self, cargo};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,50 +16,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tools::ensure_postgres()?;
     if !args.no_lint {
         tools::run(cargo().args(["fmt", "--all", "--check"]))?;
-        tools::run(cargo().args([
-            "clippy",
-            "--release",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
-        let mut wasm = cargo();
-        wasm.args([
-            "clippy",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "edge-kit",
-        ]);
-        for c in COMPONENTS.iter().chain(TEST_COMPONENTS) {
-            wasm.args(["-p", c]);
+        clippy(&["--all-targets"])?;
+        let mut wasm = vec!["--target", "wasm32-wasip2", "-p", "edge-kit"];
+        let (components, test_components) = (tools::components()?, tools::test_components()?);
+        for c in components.iter().chain(&test_components) {
+            wasm.extend(["-p", c.as_str()]);
         }
-        tools::run(wasm.args(["--", "-D", "warnings"]))?;
+        clippy(&wasm)?;
         // The web app: its browser code for the browser target, its pure modules and tests
         // natively (it is not a default member, so the workspace clippy above skips it).
-        tools::run(cargo().args([
-            "clippy",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            "yew-app",
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
-        tools::run(cargo().args([
-            "clippy",
-            "--release",
-            "--all-targets",
-            "-p",
-            "yew-app",
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
+        clippy(&["--target", "wasm32-unknown-unknown", "-p", "yew-app"])?;
+        clippy(&["--all-targets", "-p", "yew-app"])?;
     }
     // The core crate must build for the browser too (the app reuses it).
     tools::run(cargo().args([
@@ -103,6 +70,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cmd
     };
     tools::run(with_spin(cargo()).args(["test", "--release"]))?;
+    // The vendored engineioxide: its patch is in use, is the whole diff from crates.io, and
+    // upstream's own tests pass on the patched crate.
+    crate::cmd::vendor_check::run(Default::default())?;
     // The short chaos run: every service killed -9 once under load, on the binaries just built;
     // no acknowledged like may be lost or counted twice, every socket must converge.
     crate::cmd::chaos::run(crate::cmd::chaos::Args::short())?;
@@ -110,4 +80,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // real edge host, realtime hub and load lab binaries built by the run above.
     crate::cmd::app::ensure_chromium()?;
     tools::run(with_spin(cargo()).args(["test", "--release", "-p", "yew-app"]))
+}
+
+/// `cargo clippy --release <args> -- -D warnings`: every lint is an error in CI.
+fn clippy(args: &[&str]) -> anyhow::Result<()> {
+    tools::run(
+        cargo()
+            .args(["clippy", "--release"])
+            .args(args)
+            .args(["--", "-D", "warnings"]),
+    )
 }

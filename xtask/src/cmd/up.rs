@@ -114,9 +114,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     })?;
     let manifest = root().join("spin.toml");
-    let redis_env = users.edge_env();
+    // The same application variables whichever runtime serves the components.
+    let mut variables: Vec<(String, String)> = vec![
+        ("SPIN_VARIABLE_SESSION_SECRET".into(), secret),
+        (
+            "SPIN_VARIABLE_REDIS_HOST".into(),
+            format!("127.0.0.1:{REDIS_PORT}"),
+        ),
+        ("SPIN_VARIABLE_LAB_URL".into(), format!("http://{LAB_ADDR}")),
+        ("SPIN_VARIABLE_LAB_KEY".into(), lab_key),
+    ];
+    variables.extend(users.edge_env().map(|(k, v)| (k.to_owned(), v)));
     let edge = if let Some(spin) = spin {
-        let redis_env = redis_env.clone();
+        let variables = variables.clone();
         Service::start("spin", move || {
             let mut c = Command::new(&spin);
             c.arg("up")
@@ -126,14 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 // Its component logs beside the other services' data, not in `.spin/`.
                 .arg("--state-dir")
                 .arg(root().join("target/dev/spin"));
-            c.env("SPIN_VARIABLE_SESSION_SECRET", &secret)
-                .env(
-                    "SPIN_VARIABLE_REDIS_HOST",
-                    format!("127.0.0.1:{REDIS_PORT}"),
-                )
-                .envs(redis_env.clone());
-            c.env("SPIN_VARIABLE_LAB_URL", format!("http://{LAB_ADDR}"))
-                .env("SPIN_VARIABLE_LAB_KEY", &lab_key);
+            c.envs(variables.clone());
             c
         })?
     } else {
@@ -145,20 +148,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "--admin-listen",
                 EDGE_ADMIN_ADDR,
             ]);
-            c.env("SPIN_VARIABLE_SESSION_SECRET", &secret)
-                .env(
-                    "SPIN_VARIABLE_REDIS_HOST",
-                    format!("127.0.0.1:{REDIS_PORT}"),
-                )
-                .envs(redis_env.clone());
-            c.env("SPIN_VARIABLE_LAB_URL", format!("http://{LAB_ADDR}"))
-                .env("SPIN_VARIABLE_LAB_KEY", &lab_key);
+            c.envs(variables.clone());
             c
         })?
     };
-    proc::wait_for_port(EDGE_ADDR, Duration::from_secs(120))?;
+    // The list is printed once the app can be used: the edge answers its health check (it
+    // compiles the components before that) and the hub answers its own.
+    proc::wait_for_http(EDGE_ADDR, "/api/health", Duration::from_secs(120))?;
+    proc::wait_for_http(HUB_ADDR, "/healthz", Duration::from_secs(30))?;
 
     println!();
+    println!("  the app      http://{EDGE_ADDR}/");
     println!("  edge API     http://{EDGE_ADDR}/api/health");
     if !args.spin {
         println!("  edge metrics http://{EDGE_ADMIN_ADDR}/metrics");

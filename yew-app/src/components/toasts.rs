@@ -4,8 +4,8 @@
 use gloo_timers::callback::Timeout;
 use yew::prelude::*;
 
-use crate::app::AppContext;
 use crate::state::Action;
+use crate::store::AppContext;
 
 const SHOWN_MS: u32 = 4_000;
 

@@ -9,11 +9,12 @@ use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
-use crate::app::{AppContext, Screen, store_session};
 use crate::components::connection::ConnectionBadge;
 use crate::components::post_card::PostCard;
 use crate::hooks::use_on_visible;
+use crate::nav::Screen;
 use crate::state::{Action, Connection};
+use crate::store::{AppContext, store_session};
 use crate::text;
 
 thread_local! {

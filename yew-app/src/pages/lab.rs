@@ -5,18 +5,18 @@
 
 use std::rc::Rc;
 
-use likes_core::api::lab::{self, Ack, Done, LabState, Progress, StartRequest, Tick};
+use lab_protocol::{self as lab, Ack, Done, LabState, Progress, StartRequest, Tick};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use crate::app::Screen;
 use crate::lab::{
     LabAction, LabView, PLOT_H, PLOT_W, figure, fixed, nice_max, outcome_word, polyline,
     verdict_line,
 };
+use crate::nav::Screen;
 use crate::realtime::{self, Socket, from_js};
 
 #[wasm_bindgen]

@@ -7,8 +7,8 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::api;
-use crate::app::{AppContext, store_session};
 use crate::state::{Action, Session};
+use crate::store::{AppContext, store_session};
 use crate::text;
 
 #[function_component(SignInPage)]

@@ -7,8 +7,9 @@ use web_sys::{HtmlInputElement, HtmlTextAreaElement, Url};
 use yew::prelude::*;
 
 use crate::api;
-use crate::app::{AppContext, Screen};
+use crate::nav::Screen;
 use crate::state::Action;
+use crate::store::AppContext;
 use crate::text;
 
 #[derive(Properties, PartialEq)]

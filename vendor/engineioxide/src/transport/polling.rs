@@ -193,7 +193,7 @@ where
             }
             Ok(Packet::Pong | Packet::Ping) => {
                 // A full channel means that the client is already known to be alive.
-                socket.heartbeat_received();
+                socket.heartbeat_received(); // Patched (see vendor/README.md)
                 Ok(())
             }
             Ok(Packet::Message(msg)) => {
@@ -248,7 +248,7 @@ mod rx_stream {
         type Item = T;
 
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            self.inner.poll_recv(cx).map(|item| item.map(|boxed| *boxed))
+            self.inner.poll_recv(cx).map(|item| item.map(|boxed| *boxed)) // Patched (see vendor/README.md)
         }
     }
 
@@ -312,7 +312,7 @@ mod rx_stream {
 
     impl<'a, T: Clone + Send + Sync + 'static> EncoderStream<'a, T> {
         pub fn new(
-            rx: &'a mut mpsc::Receiver<Box<T>>,
+            rx: &'a mut mpsc::Receiver<Box<T>>, // Patched (see vendor/README.md)
             watch: &'a mut watch::Receiver<Option<T>>,
         ) -> Self {
             Self {

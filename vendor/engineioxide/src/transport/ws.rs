@@ -23,7 +23,7 @@ use tokio_tungstenite::{
 };
 use tokio_util::future::FutureExt as _;
 
-use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportType};
+use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportType}; // Patched (see vendor/README.md)
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
@@ -123,7 +123,7 @@ where
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
-    let mut heartbeat = false;
+    let mut heartbeat = false; // Patched (see vendor/README.md): started with the session
     let (socket, ws) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
@@ -229,6 +229,7 @@ async fn read_until_closed<H: EngineIoHandler, S>(
             tracing::debug!(sid = %socket.id, "socket is closing");
         }
     }
+    // Patched (see vendor/README.md): `on_init` returns `Ok(())` once the session is spawned.
 }
 
 /// Forwards all packets received from a websocket to a EngineIo [`Socket`]
@@ -251,7 +252,7 @@ where
                 }
                 Packet::Pong | Packet::Ping => {
                     // A full channel means that the client is already known to be alive.
-                    socket.heartbeat_received();
+                    socket.heartbeat_received(); // Patched (see vendor/README.md)
                     Ok::<(), Error>(())
                 }
                 Packet::Message(msg) => {
@@ -313,6 +314,8 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         ..
     } = &mut *internal_rx;
 
+    // Patched (see vendor/README.md): frames are built by `write_packets` rather than by a
+    // `map_fn!` macro expanded at every packet site.
     // Forward buffered packets until the channel is closed or the session is cancelled.
     loop {
         let packets = tokio::select! {
@@ -352,6 +355,7 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
 }
 
 /// Feeds a batch of packets to the websocket sink as frames, without flushing.
+/// Patched (see vendor/README.md): with [`packet_to_message`], replaces the `map_fn!` macro.
 async fn write_packets<S>(
     tx: &mut SplitSink<WebSocketStream<S>, Message>,
     protocol: ProtocolVersion,
@@ -455,7 +459,7 @@ where
     // We send a last Noop request to close a potential waiting polling request.
     socket
         .internal_tx
-        .send(Box::new(smallvec![Packet::Noop]))
+        .send(Box::new(smallvec![Packet::Noop])) // Patched (see vendor/README.md)
         .await
         .map_err(|_| Error::Upgrade)?;
 
@@ -560,7 +564,7 @@ mod tests {
         let (tx, _rx) = server.split();
 
         let polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn({
+        let writer = tokio::spawn({ // Patched (see vendor/README.md)
             let socket = socket.clone();
             async move { forward_to_socket::<StubHandler, _>(&socket, tx).await }
         });
@@ -584,7 +588,7 @@ mod tests {
         let (tx, _rx) = server.split();
 
         let _polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn({
+        let writer = tokio::spawn({ // Patched (see vendor/README.md)
             let socket = socket.clone();
             async move { forward_to_socket::<StubHandler, _>(&socket, tx).await }
         });
