@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Env, InProcess, Lcg, Model, random_ops, spawn_binary};
+use crate::support::{Env, Lcg, Model, random_ops, spawn_binary};
 
 async fn get(url: &str) -> Option<(u16, String)> {
     let resp = reqwest::get(url).await.ok()?;
@@ -86,9 +86,7 @@ async fn lag_is_what_is_really_undelivered_even_when_redis_reports_a_stale_lag()
     let (env, mut conn) = Env::with_conn().await;
     let mut model = Model::default();
     random_ops(&mut conn, &mut model, &mut Lcg(5), 300, 10, 10).await;
-    let config = env.config();
-    let group = config.group.clone();
-    let daemon = InProcess::spawn(config);
+    let (daemon, group) = env.spawn_daemon();
     env.wait_drained(&mut conn, &group).await;
     daemon.stop().await;
 

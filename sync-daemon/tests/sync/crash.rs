@@ -63,11 +63,7 @@ async fn kill_9_at_random_moments_under_load_loses_and_doubles_nothing() {
     // The killed daemons made progress (so the kills landed mid-stream, not before start).
     let applied = env.pg.psql("SELECT count(*) FROM likes");
     assert_ne!(applied, "0");
-    let config = env.config();
-    let group = config.group.clone();
-    let daemon = InProcess::spawn(config);
-    env.wait_drained(&mut conn, &group).await;
-    daemon.stop().await;
+    env.drain_once(&mut conn).await;
     env.assert_matches(&mut conn, &model).await;
 }
 

@@ -93,11 +93,7 @@ async fn undecodable_entries_are_parked_not_lost_and_do_not_block() {
         .await
         .expect("XADD");
     like_into(&mut conn, &mut model, 3, 2, true).await;
-    let config = env.config();
-    let group = config.group.clone();
-    let daemon = InProcess::spawn(config);
-    env.wait_drained(&mut conn, &group).await;
-    daemon.stop().await;
+    env.drain_once(&mut conn).await;
     env.assert_matches(&mut conn, &model).await;
     let parked = env.pg.psql("SELECT stream, error FROM stream_dead_letters");
     assert!(

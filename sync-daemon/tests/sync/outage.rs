@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Env, InProcess, Lcg, Model, random_ops};
+use crate::support::{Env, Lcg, Model, random_ops};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_for_a_while_under_load_loses_nothing() {
@@ -11,9 +11,7 @@ async fn postgres_down_for_a_while_under_load_loses_nothing() {
     let mut conn = env.redis.async_conn().await;
     let mut model = Model::default();
     let mut rng = Lcg(5);
-    let config = env.config();
-    let group = config.group.clone();
-    let daemon = InProcess::spawn(config);
+    let (daemon, group) = env.spawn_daemon();
     random_ops(&mut conn, &mut model, &mut rng, 400, 25, 30).await;
 
     env.pg.stop();
@@ -34,9 +32,7 @@ async fn redis_down_for_a_while_under_load_loses_and_doubles_nothing() {
     let mut conn = env.redis.async_conn().await;
     let mut model = Model::default();
     let mut rng = Lcg(77);
-    let config = env.config();
-    let group = config.group.clone();
-    let daemon = InProcess::spawn(config);
+    let (daemon, group) = env.spawn_daemon();
     random_ops(&mut conn, &mut model, &mut rng, 800, 25, 30).await;
 
     // Killed while the daemon reads, applies and acknowledges: some batches are mid-flight.

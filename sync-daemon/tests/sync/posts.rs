@@ -155,10 +155,6 @@ async fn images_stored_without_sizes_still_sync_with_their_sizes() {
         let (w, h) = (img.full.width, img.full.height);
         create_post(&mut conn, &ann, "", img.image_id(), w, h).await;
     }
-    let config = env.config();
-    let group = config.group.clone();
-    let daemon = InProcess::spawn(config);
-    env.wait_drained(&mut conn, &group).await;
-    daemon.stop().await;
+    env.drain_once(&mut conn).await;
     assert_eq!(env.pg.psql(IMAGES_SQL), image_rows(&[&old, &new]));
 }

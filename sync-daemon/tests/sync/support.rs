@@ -56,6 +56,21 @@ impl Env {
         c
     }
 
+    /// An in-process daemon with the default test configuration, and its consumer group.
+    pub fn spawn_daemon(&self) -> (InProcess, String) {
+        let config = self.config();
+        let group = config.group.clone();
+        (InProcess::spawn(config), group)
+    }
+
+    /// Runs one in-process daemon with the default test configuration until every stream is
+    /// drained, then stops it.
+    pub async fn drain_once(&self, conn: &mut MultiplexedConnection) {
+        let (daemon, group) = self.spawn_daemon();
+        self.wait_drained(conn, &group).await;
+        daemon.stop().await;
+    }
+
     /// Loses every checkpoint and rewinds `group` to the start of every stream: the next
     /// daemon replays everything, which must add nothing.
     pub async fn forget_progress(&self, conn: &mut MultiplexedConnection, group: &str) {

@@ -12,12 +12,8 @@ use crate::workload::{self, Report};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// host:port of the server under test.
-    #[arg(long)]
-    addr: String,
-    /// HS256 secret the server verifies tokens with.
-    #[arg(long)]
-    secret: String,
+    #[command(flatten)]
+    edge: workload::EdgeTarget,
     #[arg(long, default_value_t = 64)]
     connections: usize,
     #[arg(long, default_value_t = 10)]
@@ -53,7 +49,7 @@ enum Workload {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
-    let secret = args.secret.as_bytes().to_vec();
+    let secret = args.edge.secret.as_bytes().to_vec();
     let (now, _) = now();
     let mut tasks = Vec::new();
     // Warm-up: one request per connection before the clock starts, so compile caches and
@@ -62,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let user =
             likes_core::UserId::new(workload::user_of(w, args.user_offset)).context("user id")?;
         let token = likes_core::session::issue(&secret, user, "bench", now, 3600);
-        let mut conn = Connection::open(&args.addr).await?;
+        let mut conn = Connection::open(&args.edge.addr).await?;
         let auth = format!("Bearer {token}");
         // The worker's whole cycle, encoded once: like p1..pN, then unlike p1..pN.
         let cycle: Vec<Vec<u8>> = match args.workload {
@@ -73,7 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     http1::request(
                         method,
                         &format!("/api/posts/p_{post}/like"),
-                        &args.addr,
+                        &args.edge.addr,
                         &auth,
                     )
                 })
@@ -81,7 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Workload::Feed => vec![http1::request(
                 "GET",
                 "/api/feed?sort=top&limit=20",
-                &args.addr,
+                &args.edge.addr,
                 &auth,
             )],
         };

@@ -16,16 +16,11 @@ use crate::workload::{Report, Window, spent};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    redis: String,
-    #[arg(long, default_value_t = 64)]
-    connections: usize,
+    #[command(flatten)]
+    target: crate::workload::RedisTarget,
     /// Calls in the run.
     #[arg(long, default_value_t = 200_000)]
     requests: u64,
-    /// Pid of redis-server, to report its CPU per call.
-    #[arg(long)]
-    server_pid: Option<u32>,
 }
 
 /// `redis-benchmark` replaces this in every call with a random number below `-r`.
@@ -34,7 +29,7 @@ const RANDOM: &str = "__rand_int__";
 const USER_SPACE: u64 = 100_000_000;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = redis::Client::open(args.redis.as_str()).context("redis url")?;
+    let client = redis::Client::open(args.target.redis.as_str()).context("redis url")?;
     let info = client.get_connection_info();
     let (host, port) = match info.addr() {
         redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
@@ -60,13 +55,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     argv[2] = RANDOM.to_owned();
 
     let (cpu0, client0) = (
-        args.server_pid.and_then(cpu_time),
+        args.target.server_pid.and_then(cpu_time),
         children_cpu_time(std::process::id()),
     );
     let started = Instant::now();
     let out = Command::new("redis-benchmark")
         .args(["-h", &host, "-p", &port.to_string()])
-        .args(["-c", &args.connections.to_string()])
+        .args(["-c", &args.target.connections.to_string()])
         .args(["-n", &args.requests.to_string()])
         .args(["-r", &USER_SPACE.to_string(), "--csv"])
         .args(["EVALSHA", &sha, &keys.len().to_string()])
@@ -76,7 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("running redis-benchmark (Debian package redis-tools)")?;
     let elapsed = started.elapsed();
     let (cpu1, client1) = (
-        args.server_pid.and_then(cpu_time),
+        args.target.server_pid.and_then(cpu_time),
         children_cpu_time(std::process::id()),
     );
     if !out.status.success() {
@@ -91,7 +86,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut report = Report::from_rate(
         "redis-benchmark",
-        args.connections,
+        args.target.connections,
         args.requests,
         row.rps,
         Window {

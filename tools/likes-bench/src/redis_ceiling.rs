@@ -14,10 +14,8 @@ use crate::workload::{self, Report};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    redis: String,
-    #[arg(long, default_value_t = 64)]
-    connections: usize,
+    #[command(flatten)]
+    target: workload::RedisTarget,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     #[arg(long, default_value_t = 50)]
@@ -26,18 +24,15 @@ pub struct Args {
     user_offset: u64,
     #[arg(long, default_value_t = 4)]
     redis_connections: usize,
-    /// Pid of redis-server, to report its CPU per call.
-    #[arg(long)]
-    server_pid: Option<u32>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let pool = Pool::connect(&args.redis, args.redis_connections).await?;
+    let pool = Pool::connect(&args.target.redis, args.redis_connections).await?;
     let script = Arc::new(redis::Script::new(scripts::LIKE.source));
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for w in 0..args.connections {
+    for w in 0..args.target.connections {
         let user = UserId::new(workload::user_of(w, args.user_offset)).context("user id")?;
         let (pool, script, stop, errors, posts) = (
             pool.clone(),
@@ -76,14 +71,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             hist
         }));
     }
-    let window = workload::Window::measure(args.seconds, args.server_pid, &stop).await;
+    let window = workload::Window::measure(args.seconds, args.target.server_pid, &stop).await;
     let mut total = workload::histogram();
     for t in tasks {
         total.add(t.await?)?;
     }
     let report = Report::new(
         "redis",
-        args.connections,
+        args.target.connections,
         &total,
         errors.load(Ordering::Relaxed),
         window,

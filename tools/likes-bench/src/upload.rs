@@ -10,12 +10,8 @@ use likes_core::{UserId, session};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The edge, `host:port`.
-    #[arg(long)]
-    addr: String,
-    /// The edge's `session_secret`, to mint a token.
-    #[arg(long)]
-    secret: String,
+    #[command(flatten)]
+    edge: crate::workload::EdgeTarget,
     /// Uploads (and native runs) to time.
     #[arg(long, default_value_t = 15)]
     runs: usize,
@@ -45,11 +41,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let user = UserId::new(1).context("user id")?;
-    let token = session::issue(args.secret.as_bytes(), user, "bench", now, 3600);
+    let token = session::issue(args.edge.secret.as_bytes(), user, "bench", now, 3600);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
-    let url = format!("http://{}/api/posts", args.addr);
+    let url = format!("http://{}/api/posts", args.edge.addr);
     let mut edge = Vec::with_capacity(args.runs);
     // One untimed upload warms the component's compiled code and the Redis connection.
     for i in 0..=args.runs {

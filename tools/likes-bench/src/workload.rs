@@ -150,6 +150,30 @@ pub fn spent(before: Option<Duration>, after: Option<Duration>) -> Option<Durati
     before.zip(after).map(|(a, b)| b.saturating_sub(a))
 }
 
+/// The edge under test: its address and the secret it verifies session tokens with, so a
+/// benchmark can mint its users' tokens.
+#[derive(clap::Args)]
+pub struct EdgeTarget {
+    /// host:port of the edge under test.
+    #[arg(long)]
+    pub addr: String,
+    /// The edge's `session_secret` (HS256).
+    #[arg(long)]
+    pub secret: String,
+}
+
+/// A Redis under test, called by `connections` concurrent callers.
+#[derive(clap::Args)]
+pub struct RedisTarget {
+    #[arg(long)]
+    pub redis: String,
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Pid of redis-server, to report its CPU per call.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, anyhow};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::report::Report;
@@ -60,6 +61,20 @@ fn draw_png(
         root.present().map_err(err)?;
     }
     save(buf, path)
+}
+
+/// One labelled line of a chart, with its legend entry.
+fn line<'a, DB: DrawingBackend + 'a>(
+    c: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    label: &str,
+    color: RGBColor,
+    points: impl IntoIterator<Item = (f64, f64)>,
+) -> anyhow::Result<()> {
+    c.draw_series(LineSeries::new(points, color.stroke_width(2)))
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    Ok(())
 }
 
 /// The series legend, drawn the same way on every chart.
@@ -166,13 +181,12 @@ fn throughput(r: &Report, path: &Path) -> anyhow::Result<()> {
             ),
             ("p99", MAGENTA, |s| s.p99_ms),
         ] {
-            c.draw_series(LineSeries::new(
+            line(
+                &mut c,
+                label,
+                color,
                 r.timeline.iter().map(|s| (s.t_s as f64, f(s))),
-                color.stroke_width(2),
-            ))
-            .map_err(err)?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            )?;
         }
         legend(&mut c)?;
         Ok(())
@@ -262,13 +276,12 @@ fn sync_lag(r: &Report, path: &Path) -> anyhow::Result<()> {
                 .draw()
                 .map_err(err)?;
             for (label, f, color) in series {
-                c.draw_series(LineSeries::new(
+                line(
+                    &mut c,
+                    label,
+                    color,
                     r.sync_lag.iter().map(|s| (s.t_s, f(s))),
-                    color.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                )?;
             }
             legend(&mut c)?;
         }
