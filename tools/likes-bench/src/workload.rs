@@ -150,8 +150,9 @@ pub fn spent(before: Option<Duration>, after: Option<Duration>) -> Option<Durati
     before.zip(after).map(|(a, b)| b.saturating_sub(a))
 }
 
-/// The edge under test: its address and the secret it verifies session tokens with, so a
-/// benchmark can mint its users' tokens.
+// The edge under test: its address and the secret it verifies session tokens with, so a
+// benchmark can mint its users' tokens. (Plain comments: clap would show a doc comment as the
+// help text of every subcommand that flattens this.)
 #[derive(clap::Args)]
 pub struct EdgeTarget {
     /// host:port of the edge under test.
@@ -162,7 +163,7 @@ pub struct EdgeTarget {
     pub secret: String,
 }
 
-/// A Redis under test, called by `connections` concurrent callers.
+// A Redis under test, called by `connections` concurrent callers (plain comment, as above).
 #[derive(clap::Args)]
 pub struct RedisTarget {
     #[arg(long)]
