@@ -23,10 +23,18 @@ fn main() {
     for name in &names {
         let with_prelude = !STANDALONE.contains(&name.as_str());
         let body = fs::read_to_string(format!("lua/{name}.lua")).expect("read script");
+        // A `#!lua flags=…` line must stay the script's first line, ahead of the prelude.
+        let (shebang, body) = match body.strip_prefix("#!") {
+            Some(rest) => {
+                let (line, rest) = rest.split_once('\n').unwrap_or((rest, ""));
+                (format!("#!{line}\n"), rest.to_owned())
+            }
+            None => (String::new(), body),
+        };
         let source = if with_prelude {
-            format!("{prelude}\n{body}")
+            format!("{shebang}{prelude}\n{body}")
         } else {
-            body
+            format!("{shebang}{body}")
         };
         let sha = sha1_smol::Sha1::from(source.as_bytes())
             .digest()

@@ -1,8 +1,9 @@
 //! Reading posts: `GET /api/feed?sort=new|top&limit&cursor` and `GET /api/posts/{id}`.
 //!
-//! A page is two Redis round trips whatever its size: one call of the core crate's `feed`
-//! script (indexes, records, counts, `liked_by_me`, recent likers' ids) and one `HMGET` for the
-//! recent likers' names.
+//! A page is two Redis round trips whatever its size on one Redis: one call of the core crate's
+//! `feed` script (indexes, records, counts, `liked_by_me`, recent likers' ids) and one `HMGET`
+//! for the recent likers' names. On a Redis Cluster the script is called once per node and the
+//! parts merged (`likes_core::scripts::FeedRead`).
 
 // `#[http_component]` expands to the unsafe export glue of the wasi:http handler.
 #![allow(unsafe_code)]
@@ -13,7 +14,7 @@ use edge_kit::redis::{Arg, Redis, text_at};
 use edge_kit::wire::{self, Head};
 use edge_kit::{EdgeError, auth, respond};
 use likes_core::api::{FeedCursor, FeedPage, FeedQuery};
-use likes_core::scripts::{self, FeedCall, FeedReply};
+use likes_core::scripts::{self, FeedCall, FeedError, FeedReply};
 use likes_core::{PostId, UserId};
 use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
@@ -86,19 +87,24 @@ fn one(req: &Head, post: PostId) -> Result<Response, EdgeError> {
     ))
 }
 
-/// Runs the feed script, then names the recent likers it returned.
+/// Runs the feed script (one call per Redis node), then names the recent likers it returned.
 fn load(
     call: &FeedCall,
     viewer: Option<UserId>,
 ) -> Result<(FeedReply, HashMap<UserId, String>), EdgeError> {
     let redis = Redis::open()?;
-    let (keys, args) = (call.keys(), call.args(viewer));
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let args: Vec<Arg<'_>> = args.iter().map(|a| Arg::Str(a)).collect();
-    let raw = redis.eval(&scripts::FEED, &keys, &args)?;
-    let items: Vec<Option<String>> = (0..raw.len()).map(|i| text_at(&raw, i)).collect();
-    let reply = FeedReply::decode(&items)
-        .map_err(|e| EdgeError::Internal(anyhow::anyhow!("feed script: {e}")))?;
+    let reply = call
+        .start(viewer)
+        .run(|keys, args| {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let args: Vec<Arg<'_>> = args.iter().map(|a| Arg::Str(a)).collect();
+            let raw = redis.eval(&scripts::FEED, &keys, &args)?;
+            Ok::<_, EdgeError>((0..raw.len()).map(|i| text_at(&raw, i)).collect())
+        })?
+        .map_err(|e| match e {
+            FeedError::Unreached(_) => EdgeError::Unavailable(anyhow::anyhow!("feed: {e}")),
+            FeedError::Malformed(_) => EdgeError::Internal(anyhow::anyhow!("feed script: {e}")),
+        })?;
     let ids = reply.recent_likers();
     let names: HashMap<UserId, String> = ids
         .iter()

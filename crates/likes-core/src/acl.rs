@@ -32,6 +32,10 @@ const SCRIPT_COMMANDS: &[&str] = &[
     "zrevrangebyscore",
 ];
 
+/// What a Redis Cluster client asks of the nodes: whether an address is a cluster node, the slot
+/// map, and the `ASK` handshake while a slot moves. Every role may connect to a cluster.
+const CLUSTER_COMMANDS: &[&str] = &["cluster|info", "cluster|slots", "cluster|nodes", "asking"];
+
 /// A process's role toward Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -83,7 +87,8 @@ impl Role {
     /// Commands beyond [`SCRIPT_COMMANDS`] (which every script-running role gets).
     fn commands(self) -> &'static [&'static str] {
         match self {
-            Role::Edge => &["eval", "evalsha", "ping", "get"],
+            // `wait`: a like answered only once a replica has it (`like_durability=replicated`).
+            Role::Edge => &["eval", "evalsha", "ping", "get", "wait"],
             Role::Hub => &[
                 "hget",
                 "hmget",
@@ -147,6 +152,7 @@ impl Role {
         let commands: Vec<String> = scripts
             .iter()
             .chain(self.commands())
+            .chain(CLUSTER_COMMANDS)
             .map(|c| format!("+{c}"))
             .collect();
         let mut out = rules.join(" ");

@@ -27,12 +27,7 @@ async fn feed(
     loop {
         let query = format!("sort={}&limit=4{cursor}", sort.as_str());
         let call = FeedCall::Page(FeedQuery::parse(&query).expect("valid query"));
-        let items: Vec<Option<String>> =
-            testkit::invocation(&script, call.keys(), call.args(viewer))
-                .invoke_async(conn)
-                .await
-                .expect("feed script");
-        let page = FeedReply::decode(&items).expect("feed reply");
+        let page = read(conn, &script, &call, viewer).await;
         let next = FeedCursor::encode(sort, &page.next);
         pages.push(page);
         match next {
@@ -50,11 +45,25 @@ async fn one_post(
 ) -> FeedReply {
     let call = FeedCall::One(PostId::new(post).expect("nonzero"));
     let script = redis::Script::new(scripts::FEED.source);
-    let items: Vec<Option<String>> = testkit::invocation(&script, call.keys(), call.args(viewer))
-        .invoke_async(conn)
-        .await
-        .expect("feed script");
-    FeedReply::decode(&items).expect("feed reply")
+    read(conn, &script, &call, viewer).await
+}
+
+/// One read of the feed script, as the feed component makes it.
+async fn read(
+    conn: &mut MultiplexedConnection,
+    script: &redis::Script,
+    call: &FeedCall,
+    viewer: Option<UserId>,
+) -> FeedReply {
+    let mut read = call.start(viewer);
+    while let Some((keys, args)) = read.next_call() {
+        let items: Vec<Option<String>> = testkit::invocation(script, keys, args)
+            .invoke_async(conn)
+            .await
+            .expect("feed script");
+        read.absorb(&items).expect("feed reply");
+    }
+    read.finish().expect("feed page")
 }
 
 /// Every likers page of `post`, as `GET /api/posts/{id}/likers` pages them.

@@ -54,6 +54,56 @@ pub fn redis_command(
     c
 }
 
+/// [`redis_command`] as one node of a Redis Cluster, its cluster bus on `bus_port` (named
+/// explicitly: the default, `port` + 10000, overflows for high free ports). A short node timeout
+/// makes failover take seconds, and replicas authenticate to their primary as the operator, since
+/// every server enforces the ACL file. Full coverage stays required, so a lost shard is visible.
+pub fn redis_cluster_node_command(
+    port: u16,
+    bus_port: u16,
+    dir: &Path,
+    persistence: Persistence,
+    acl: Option<&Path>,
+    operator_password: &str,
+) -> Command {
+    let mut c = redis_command(port, dir, persistence, acl);
+    c.args([
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-port",
+        &bus_port.to_string(),
+        "--cluster-node-timeout",
+        "1500",
+        "--masteruser",
+        "default",
+        "--masterauth",
+        operator_password,
+    ]);
+    c
+}
+
+/// `redis-cli --cluster create` over `hosts` (`127.0.0.1:port`): the first of them become the
+/// primaries, `replicas_per_primary` replicas each from the rest. The operator's password goes in
+/// `REDISCLI_AUTH`, which keeps it off the command line and spares the `-a` warning.
+pub fn cluster_create_command(
+    hosts: &[String],
+    replicas_per_primary: u8,
+    operator_password: &str,
+) -> Command {
+    let mut c = Command::new("redis-cli");
+    c.env("REDISCLI_AUTH", operator_password)
+        .args(["--user", "default", "--cluster", "create"])
+        .args(hosts)
+        .args([
+            "--cluster-replicas",
+            &replicas_per_primary.to_string(),
+            "--cluster-yes",
+        ]);
+    c
+}
+
 /// Directory of the PostgreSQL server binaries (`initdb`, `postgres`, `createdb`): `PATH` first,
 /// else the newest Debian install under /usr/lib/postgresql.
 pub fn postgres_bin_dir() -> Option<PathBuf> {
@@ -217,6 +267,41 @@ mod tests {
         );
         // Never reachable from another machine, whatever the caller adds.
         assert!(durable.windows(2).any(|w| w == ["--bind", "127.0.0.1"]));
+    }
+
+    #[test]
+    fn cluster_nodes_name_their_bus_and_authenticate_replication() {
+        let acl = Path::new("/tmp/x/users.acl");
+        let a = args(&redis_cluster_node_command(
+            7000,
+            17001,
+            Path::new("/tmp/x"),
+            Persistence::None,
+            Some(acl),
+            "pw",
+        ));
+        assert!(a.windows(2).any(|w| w == ["--cluster-enabled", "yes"]));
+        assert!(a.windows(2).any(|w| w == ["--cluster-port", "17001"]));
+        assert!(a.windows(2).any(|w| w == ["--masteruser", "default"]));
+        assert!(a.windows(2).any(|w| w == ["--masterauth", "pw"]));
+        assert!(a.windows(2).any(|w| w == ["--aclfile", "/tmp/x/users.acl"]));
+        assert!(!a.iter().any(|a| a == "--cluster-require-full-coverage"));
+    }
+
+    #[test]
+    fn cluster_create_keeps_the_password_off_the_command_line() {
+        let hosts = vec!["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()];
+        let c = cluster_create_command(&hosts, 1, "pw");
+        let a = args(&c);
+        assert_eq!(c.get_program(), "redis-cli");
+        assert!(!a.iter().any(|a| a == "pw"));
+        assert!(
+            c.get_envs()
+                .any(|(k, v)| k == "REDISCLI_AUTH" && v == Some("pw".as_ref()))
+        );
+        assert!(a.windows(2).any(|w| w == ["127.0.0.1:1", "127.0.0.1:2"]));
+        assert!(a.windows(2).any(|w| w == ["--cluster-replicas", "1"]));
+        assert!(a.iter().any(|a| a == "--cluster-yes"));
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! Real servers for integration tests: each test starts its own on a free port, with its data in
 //! a temporary directory, and the server dies with the handle.
 
+pub mod cluster;
 pub mod edge;
 pub mod socketio;
 pub mod spin;
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dev_servers::Persistence;
 
+pub use cluster::TestCluster;
 pub use likes_core::acl::Role;
 
 /// The operator's password on every test Redis (Redis's `default` user). Test servers are
@@ -71,17 +73,7 @@ impl TestRedis {
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        wait_listening(&mut self.child, &[self.port], timeout)
     }
 
     pub fn port(&self) -> u16 {
@@ -145,42 +137,76 @@ impl TestRedis {
             "redis-server did not restart on port {}",
             self.port
         );
-        // It accepts connections while still loading its data (`LOADING` replies): wait for a
-        // real PONG.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let pong: redis::RedisResult<String> = redis::Client::open(self.url())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query(&mut c));
-            if pong.is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server still loading after 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_pong(&self.url());
     }
 }
 
-fn spawn_redis(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
-    // Every test Redis enforces the roles' ACLs, so each service under test runs with exactly
-    // the rights a deployment gives it.
+fn spawn_redis(port: u16, dir: &Path, extra: &[String]) -> Child {
+    let acl = write_acl(dir);
+    spawn_redis_server(
+        dev_servers::redis_command(port, dir, Persistence::None, Some(&acl)).args(extra),
+    )
+}
+
+/// Writes the roles' ACL file into `dir` and returns its path. Every test Redis enforces it, so
+/// each service under test runs with exactly the rights a deployment gives it.
+fn write_acl(dir: &Path) -> PathBuf {
     let acl = dir.join("users.acl");
     std::fs::write(
         &acl,
         likes_core::acl::acl_file(OPERATOR_PASSWORD, role_password),
     )
     .unwrap_or_else(|e| panic!("writing {}: {e}", acl.display()));
-    dev_servers::redis_command(port, dir, Persistence::None, Some(&acl))
-        .args(extra)
-        .stdout(Stdio::null())
+    acl
+}
+
+/// Spawns a `redis-server` command line with its output discarded; panics with a one-line hint
+/// when Redis is not installed.
+fn spawn_redis_server(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| {
             panic!("redis-server could not start ({e}): run `cargo xtask test`, which installs it")
         })
+}
+
+/// Whether `child` accepts connections on every one of `ports` within `timeout`; false as soon
+/// as it exits, which is how a lost port race shows.
+fn wait_listening(child: &mut Child, ports: &[u16], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if ports
+            .iter()
+            .all(|port| TcpStream::connect(("127.0.0.1", *port)).is_ok())
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Waits for a real PONG at `url`: a restarted Redis accepts connections while still loading its
+/// data (`LOADING` replies). Panics after 30 s.
+fn wait_pong(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pong: redis::RedisResult<String> = redis::Client::open(url)
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| redis::cmd("PING").query(&mut c));
+        if pong.is_ok() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis-server still loading after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Drop for TestRedis {

@@ -4,6 +4,11 @@
 //! component's allow-list and then hands out a clone of one of K multiplexed connections per
 //! address (round-robin). A connection that fails for good is dropped from its slot and the next
 //! `open` on that slot reconnects. Results are converted exactly as Spin converts them.
+//!
+//! An address may be a Redis Cluster node: the first connection to an address asks it
+//! (`CLUSTER INFO`), and a cluster's connections are cluster clients that route each command by
+//! its keys' slot, follow `MOVED`/`ASK` and refresh the slot map after a failover. The address,
+//! the allow-list and the components stay as they are; see docs/DEPLOY.md.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -11,8 +16,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncCommands, AsyncConnectionConfig, RedisError, Value};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{AsyncCommands, AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Value};
 use wasmtime::component::Resource;
 
 use super::HostState;
@@ -30,27 +38,74 @@ const MAX_POOLED_ADDRESSES: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed for one command's reply.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retries of a cluster command whose node is unreachable or mid-failover, with waits of
+/// 50–500 ms: about a second, after which the guest gets the error (a 503 to its client).
+const CLUSTER_RETRIES: u32 = 4;
+
+/// A pooled connection: to one Redis, or to a Redis Cluster.
+#[derive(Clone)]
+enum Link {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// What an address turned out to be.
+enum Kind {
+    Single,
+    Cluster(Box<ClusterClient>),
+}
 
 /// Where a connection came from: its slot and the slot generation it belongs to.
 type Origin = Option<(Arc<Slot>, u64)>;
 
 /// The host side of a guest's `connection` resource.
 pub struct Connection {
-    conn: MultiplexedConnection,
+    conn: Link,
     /// Where the connection came from, to retire it if it breaks.
     origin: Origin,
+    /// On a cluster, the slot of the last script or keyed command: `WAIT` goes to its primary,
+    /// the node that has that write to replicate.
+    last_route: Option<Route>,
 }
 
 /// One pooled connection, replaced when it breaks.
 #[derive(Default)]
 struct Slot {
-    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    current: Mutex<Option<(u64, Link)>>,
     connecting: tokio::sync::Mutex<()>,
     generation: AtomicU64,
 }
 
 impl Slot {
-    fn get(&self) -> Option<(u64, MultiplexedConnection)> {
+    fn get(&self) -> Option<(u64, Link)> {
         self.current.lock().ok().and_then(|g| g.clone())
     }
 
@@ -67,6 +122,8 @@ impl Slot {
 /// The connections of one address.
 struct AddressPool {
     client: redis::Client,
+    /// Learnt on the first connection (a failed probe is not remembered).
+    kind: tokio::sync::OnceCell<Kind>,
     slots: Vec<Arc<Slot>>,
     next: AtomicUsize,
 }
@@ -132,6 +189,7 @@ impl RedisPool {
         }
         let pool = Arc::new(AddressPool {
             client,
+            kind: tokio::sync::OnceCell::new(),
             slots: (0..self.per_address)
                 .map(|_| Arc::new(Slot::default()))
                 .collect(),
@@ -149,7 +207,11 @@ impl RedisPool {
                 .get_multiplexed_async_connection_with_config(&connection_config())
                 .await
                 .map_err(connect_error)?;
-            return Ok(Connection { conn, origin: None });
+            return Ok(Connection {
+                conn: Link::Single(conn),
+                origin: None,
+                last_route: None,
+            });
         };
         let index = pool.next.fetch_add(1, Ordering::Relaxed) % pool.slots.len();
         let slot = pool.slots[index].clone();
@@ -157,6 +219,7 @@ impl RedisPool {
             return Ok(Connection {
                 conn,
                 origin: Some((slot, generation)),
+                last_route: None,
             });
         }
         let _connecting = slot.connecting.lock().await;
@@ -164,13 +227,24 @@ impl RedisPool {
             return Ok(Connection {
                 conn,
                 origin: Some((slot.clone(), generation)),
+                last_route: None,
             });
         }
-        let conn = pool
-            .client
-            .get_multiplexed_async_connection_with_config(&connection_config())
-            .await
-            .map_err(connect_error)?;
+        let kind = pool.kind.get_or_try_init(|| probe(&pool.client)).await?;
+        let conn = match kind {
+            Kind::Single => Link::Single(
+                pool.client
+                    .get_multiplexed_async_connection_with_config(&connection_config())
+                    .await
+                    .map_err(connect_error)?,
+            ),
+            Kind::Cluster(cluster) => Link::Cluster(
+                cluster
+                    .get_async_connection()
+                    .await
+                    .map_err(connect_error)?,
+            ),
+        };
         let generation = slot.generation.fetch_add(1, Ordering::Relaxed) + 1;
         if let Ok(mut current) = slot.current.lock() {
             *current = Some((generation, conn.clone()));
@@ -178,8 +252,38 @@ impl RedisPool {
         Ok(Connection {
             conn,
             origin: Some((slot.clone(), generation)),
+            last_route: None,
         })
     }
+}
+
+/// Asks the server at `client`'s address whether it is a Redis Cluster node. Any error reply
+/// (cluster support disabled, the command refused or renamed) means a single Redis.
+async fn probe(client: &redis::Client) -> Result<Kind, Error> {
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&connection_config())
+        .await
+        .map_err(connect_error)?;
+    let info: redis::RedisResult<String> = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query_async(&mut conn)
+        .await;
+    if !info.is_ok_and(|i| i.contains("cluster_state:")) {
+        return Ok(Kind::Single);
+    }
+    let cluster = redis::cluster::ClusterClientBuilder::new([client.get_connection_info().clone()])
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .retries(CLUSTER_RETRIES)
+        .min_retry_wait(50)
+        .max_retry_wait(500)
+        .build()
+        .map_err(connect_error)?;
+    tracing::info!(
+        address = %crate::outbound::without_userinfo(&client.get_connection_info().addr().to_string()),
+        "redis address is a cluster node: routing by slot"
+    );
+    Ok(Kind::Cluster(Box::new(cluster)))
 }
 
 fn connect_error(e: RedisError) -> Error {
@@ -190,20 +294,30 @@ fn connect_error(e: RedisError) -> Error {
 
 impl HostState {
     /// The resource's connection (cloned: commands run without borrowing the store).
-    fn redis_conn(
-        &self,
-        resource: &Resource<Connection>,
-    ) -> wasmtime::Result<(MultiplexedConnection, Origin)> {
+    fn redis_conn(&self, resource: &Resource<Connection>) -> wasmtime::Result<(Link, Origin)> {
         let c = self.table.get(resource)?;
         Ok((c.conn.clone(), c.origin.clone()))
+    }
+
+    /// Remembers that the resource's last keyed command went to `key`'s slot (cluster only).
+    fn note_key(&mut self, resource: &Resource<Connection>, key: &[u8]) -> wasmtime::Result<()> {
+        let c = self.table.get_mut(resource)?;
+        if matches!(c.conn, Link::Cluster(_)) {
+            c.last_route = Some(Route::with_key(key, SlotAddr::Master));
+        }
+        Ok(())
     }
 }
 
 /// Converts a command error as Spin does (`other(e.to_string())`), retiring a broken connection.
 fn command_error(e: &RedisError, origin: Option<&(Arc<Slot>, u64)>) -> Error {
     metrics::redis_error("command");
+    // A cluster connection reconnects to its nodes by itself; a single one is replaced.
     if (e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_io_error())
         && let Some((slot, generation)) = origin
+        && slot
+            .get()
+            .is_some_and(|(_, link)| matches!(link, Link::Single(_)))
     {
         tracing::warn!(error = %e, "redis connection broken; it will be replaced");
         slot.retire(*generation);
@@ -332,6 +446,12 @@ impl HostConnection for HostState {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
+        let wait = command.eq_ignore_ascii_case("WAIT");
+        if let Some(key) = first_key(&command, &arguments) {
+            let key = key.to_vec();
+            self.note_key(&this, &key)?;
+        }
+        let last_route = self.table.get(&this)?.last_route;
         let (mut conn, origin) = self.redis_conn(&this)?;
         // Sized up front: a like's EVALSHA carries a dozen arguments, and growing the command's
         // buffers one argument at a time reallocates them several times per call.
@@ -350,7 +470,19 @@ impl HostConnection for HostState {
                 RedisParameter::Binary(v) => cmd.arg(v),
             };
         }
-        let value = match cmd.query_async::<Value>(&mut conn).await {
+        let reply = match (&mut conn, wait, last_route) {
+            // A cluster client sends `WAIT` to every primary; the write to wait for is on one.
+            (Link::Cluster(cluster), true, Some(route)) => {
+                cluster
+                    .route_command(
+                        cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await
+            }
+            _ => cmd.query_async::<Value>(&mut conn).await,
+        };
+        let value = match reply {
             Ok(value) => value,
             Err(e) => return Ok(Err(command_error(&e, origin.as_ref()))),
         };
@@ -410,6 +542,29 @@ pub fn flatten(value: Value, out: &mut Vec<RedisResult>) -> Result<(), String> {
         _ => return Err(unsupported("unknown Redis value type")),
     }
     Ok(())
+}
+
+/// The first key of a command sent through `execute`: a script's first declared key, else the
+/// first argument of a command that takes a key there. Keyless commands give `None`.
+fn first_key<'a>(command: &str, arguments: &'a [RedisParameter]) -> Option<&'a [u8]> {
+    let binary = |i: usize| match arguments.get(i) {
+        Some(RedisParameter::Binary(b)) => Some(b.as_slice()),
+        _ => None,
+    };
+    let upper = command.to_ascii_uppercase();
+    match upper.as_str() {
+        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" => {
+            let count = match arguments.get(1) {
+                Some(RedisParameter::Int64(n)) => *n,
+                Some(RedisParameter::Binary(b)) => std::str::from_utf8(b).ok()?.parse().ok()?,
+                None => return None,
+            };
+            (count > 0).then(|| binary(2)).flatten()
+        }
+        "WAIT" | "PING" | "PUBLISH" | "SPUBLISH" | "INFO" | "CLUSTER" | "SCRIPT" | "TIME"
+        | "ECHO" | "DBSIZE" => None,
+        _ => binary(0),
+    }
 }
 
 fn unsupported(detail: &str) -> String {

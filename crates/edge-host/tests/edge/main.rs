@@ -2,6 +2,7 @@
 
 mod abuse;
 mod api;
+mod cluster;
 mod conformance;
 mod differences;
 mod host;

@@ -139,7 +139,16 @@ impl TestEdge {
         redis: &TestRedis,
         extra: &[(&str, &str)],
     ) -> Option<Self> {
-        let redis_vars = redis.edge_variables();
+        Self::app_at(runtime, redis.edge_variables(), extra).await
+    }
+
+    /// The real `spin.toml` with `redis_vars` (a [`TestRedis`]'s or a cluster's
+    /// `edge_variables`) and extra overrides.
+    pub async fn app_at(
+        runtime: Runtime,
+        redis_vars: [(&'static str, String); 3],
+        extra: &[(&str, &str)],
+    ) -> Option<Self> {
         let manifest = workspace_root().join("spin.toml");
         let mut overrides: Vec<(&str, &str)> =
             redis_vars.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -3,7 +3,7 @@
 use crate::api;
 use crate::events;
 use crate::ids::{PostId, UserId};
-use crate::keys::{self, PostKeys, Shard};
+use crate::keys::{self, PostKeys};
 
 /// A Redis Lua script and its SHA-1 (what `SCRIPT LOAD` would return).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +14,10 @@ pub struct Script {
 }
 
 include!(concat!(env!("OUT_DIR"), "/scripts.rs"));
+
+mod feed;
+
+pub use feed::{FeedCall, FeedError, FeedPost, FeedRead, FeedReply};
 
 /// How many recent likers a post keeps (the feed shows three; the rest absorbs unlikes).
 pub const RECENT_LIKERS_CAP: u32 = 8;
@@ -205,176 +209,6 @@ impl PostCall<'_> {
             keys::POST_CHANNEL.to_owned(),
             message,
         ]
-    }
-}
-
-/// One call of the [`FEED`] script: a feed page, or a single post.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FeedCall {
-    Page(api::FeedQuery),
-    One(PostId),
-}
-
-impl FeedCall {
-    /// `KEYS`: every shard's index for a page (one Redis), the post's shard index for one post.
-    pub fn keys(&self) -> Vec<String> {
-        match self {
-            Self::Page(q) => Shard::all()
-                .map(|s| match q.sort {
-                    api::FeedSort::New => s.new_index(),
-                    api::FeedSort::Top => s.top(),
-                })
-                .collect(),
-            Self::One(post) => vec![Shard::of(*post).new_index()],
-        }
-    }
-
-    /// `ARGV` for a caller `viewer` (`None` = anonymous).
-    pub fn args(&self, viewer: Option<UserId>) -> [String; 8] {
-        let (mode, limit, cursor) = match self {
-            Self::Page(q) => (q.sort.as_str(), q.limit, q.cursor.script_arg()),
-            Self::One(post) => ("one", 1, post.get().to_string()),
-        };
-        let cursor = if cursor.is_empty() && mode == "new" {
-            "0".to_owned()
-        } else {
-            cursor
-        };
-        [
-            mode.to_owned(),
-            limit.to_string(),
-            viewer.map_or(0, UserId::get).to_string(),
-            api::RECENT_LIKERS_SHOWN.to_string(),
-            cursor,
-            keys::post_key::RECORD.to_owned(),
-            keys::post_key::LIKERS.to_owned(),
-            keys::post_key::RECENT.to_owned(),
-        ]
-    }
-}
-
-/// A post as the feed script returns it: recent likers are ids, to be named with one `HMGET`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedPost {
-    pub id: PostId,
-    pub author: api::User,
-    pub caption: String,
-    pub image: String,
-    pub width: u32,
-    pub height: u32,
-    pub created_at: String,
-    pub likes: u64,
-    pub liked: bool,
-    pub recent: Vec<UserId>,
-}
-
-impl FeedPost {
-    /// The post as clients see it; `names` resolves recent likers (a liker whose name is
-    /// missing is skipped). `liked_by_me` is `false` for an anonymous caller.
-    pub fn into_post(self, names: &dyn Fn(UserId) -> Option<String>) -> api::Post {
-        api::Post {
-            id: self.id,
-            author: self.author,
-            caption: self.caption,
-            image: api::PostImage::new(self.image, self.width, self.height),
-            likes: self.likes,
-            liked_by_me: Some(self.liked),
-            recent_likers: self.recent.into_iter().filter_map(names).collect(),
-            created_at: self.created_at,
-        }
-    }
-}
-
-/// The feed script's reply: the posts and the script's `next` value (see [`api::FeedCursor::encode`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedReply {
-    pub next: String,
-    pub posts: Vec<FeedPost>,
-}
-
-/// Why a feed reply could not be read (a script/caller version mismatch, never user input).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("feed script reply is malformed at item {0}")]
-pub struct ReplyError(pub usize);
-
-impl FeedReply {
-    /// Decodes the flat reply; `None` items are Redis nils.
-    pub fn decode(items: &[Option<String>]) -> Result<Self, ReplyError> {
-        let mut r = Reader { items, at: 0 };
-        let next = r.text()?;
-        let count = r.num()?;
-        let mut posts = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(64));
-        for _ in 0..count {
-            let id = r.id(PostId::new)?;
-            let author = api::User {
-                id: r.id(UserId::new)?,
-                name: r.text()?,
-            };
-            let caption = r.text()?;
-            let image = r.text()?;
-            let width = r.small()?;
-            let height = r.small()?;
-            let created_at = r.text()?;
-            let likes = r.num()?;
-            let liked = r.num()? == 1;
-            let mut recent = Vec::new();
-            for _ in 0..r.num()? {
-                recent.push(r.id(UserId::new)?);
-            }
-            posts.push(FeedPost {
-                id,
-                author,
-                caption,
-                image,
-                width,
-                height,
-                created_at,
-                likes,
-                liked,
-                recent,
-            });
-        }
-        Ok(Self { next, posts })
-    }
-
-    /// Every distinct user id whose name the page needs.
-    pub fn recent_likers(&self) -> Vec<UserId> {
-        let mut ids: Vec<UserId> = self
-            .posts
-            .iter()
-            .flat_map(|p| p.recent.iter().copied())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    }
-}
-
-struct Reader<'a> {
-    items: &'a [Option<String>],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn text(&mut self) -> Result<String, ReplyError> {
-        let item = self.items.get(self.at).ok_or(ReplyError(self.at))?;
-        self.at += 1;
-        Ok(item.clone().unwrap_or_default())
-    }
-
-    fn num(&mut self) -> Result<u64, ReplyError> {
-        let at = self.at;
-        self.text()?.parse().map_err(|_| ReplyError(at))
-    }
-
-    fn small(&mut self) -> Result<u32, ReplyError> {
-        let at = self.at;
-        u32::try_from(self.num()?).map_err(|_| ReplyError(at))
-    }
-
-    fn id<T>(&mut self, new: fn(u64) -> Option<T>) -> Result<T, ReplyError> {
-        let at = self.at;
-        new(self.num()?).ok_or(ReplyError(at))
     }
 }
 
