@@ -302,13 +302,7 @@ impl TestCluster {
         let live: Vec<usize> = self.live().collect();
         let mut views = Vec::with_capacity(live.len());
         for &i in &live {
-            let state = self.cluster_state(i)?;
-            if state != "ok" {
-                return Err(format!("node {i} says cluster_state:{state}"));
-            }
-            let view = self
-                .view(i)
-                .map_err(|e| format!("CLUSTER NODES on node {i}: {e}"))?;
+            let view = self.ok_view(i)?;
             views.push(view);
         }
         // How each live node describes itself, which every view must repeat.
@@ -374,13 +368,7 @@ impl TestCluster {
     fn owner(&self, seen: &Seen) -> Result<usize, String> {
         let mut owner = None;
         for i in self.live() {
-            let state = self.cluster_state(i)?;
-            if state != "ok" {
-                return Err(format!("node {i} says cluster_state:{state}"));
-            }
-            let view = self
-                .view(i)
-                .map_err(|e| format!("CLUSTER NODES on node {i}: {e}"))?;
+            let view = self.ok_view(i)?;
             for &(from, to) in &seen.shard_slots {
                 let line = view
                     .iter()
@@ -429,6 +417,16 @@ impl TestCluster {
         self.live()
             .find_map(|i| self.view(i).ok().map(|view| (i, view)))
             .unwrap_or_else(|| panic!("no live cluster node answers CLUSTER NODES"))
+    }
+
+    /// Node `i`'s view of the cluster, provided it says the cluster is ok.
+    fn ok_view(&self, i: usize) -> Result<Vec<NodeLine>, String> {
+        let state = self.cluster_state(i)?;
+        if state != "ok" {
+            return Err(format!("node {i} says cluster_state:{state}"));
+        }
+        self.view(i)
+            .map_err(|e| format!("CLUSTER NODES on node {i}: {e}"))
     }
 
     fn view(&self, i: usize) -> redis::RedisResult<Vec<NodeLine>> {
