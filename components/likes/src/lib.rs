@@ -6,12 +6,12 @@
 // `#[http_component]` expands to the unsafe export glue of the wasi:http handler.
 #![allow(unsafe_code)]
 
-use edge_kit::redis::{Redis, ScriptError, int_at};
+use edge_kit::redis::{Arg, Redis, ScriptError, int_at};
 use edge_kit::wire::{self, Head};
 use edge_kit::{EdgeError, auth, rate, respond};
 use likes_core::api::{LikeResponse, LikersPage, LikersQuery, User, likers_cursor};
 use likes_core::rate::{Scope, Subject};
-use likes_core::scripts::{LikeCall, LikersCall};
+use likes_core::scripts::{LikeCall, LikeDurability, LikersCall};
 use likes_core::{PostId, UserId, scripts, time};
 use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
@@ -72,6 +72,32 @@ fn no_post_is_404(e: ScriptError, post: PostId) -> EdgeError {
 /// far above any person's tapping, far below what a script can send.
 const DEFAULT_LIKES_PER_MINUTE: u64 = 300;
 
+/// How long a `replicated` like waits for a replica before it is a 503.
+const DEFAULT_REPLICA_WAIT_MS: u64 = 200;
+
+/// Under `like_durability=replicated`, waits (`WAIT 1`, on the connection that ran the script)
+/// until a replica has the like; none in `replica_wait_ms` is a 503, never a false 200. The
+/// like may then still be on the primary: a retry is idempotent.
+fn confirm_durable(redis: &Redis) -> Result<(), EdgeError> {
+    let raw = edge_kit::var("like_durability")?;
+    let durability = LikeDurability::parse(&raw).ok_or_else(|| {
+        EdgeError::Internal(anyhow::anyhow!(
+            "variable `like_durability` is `{raw}`, not memory or replicated"
+        ))
+    })?;
+    let timeout = edge_kit::var_or("replica_wait_ms", DEFAULT_REPLICA_WAIT_MS)?;
+    let Some([replicas, ms]) = durability.wait_args(timeout) else {
+        return Ok(());
+    };
+    let acked = int_at(&redis.cmd("WAIT", &[Arg::Int(replicas), Arg::Int(ms)])?, 0)?;
+    if acked < replicas {
+        return Err(EdgeError::Unavailable(anyhow::anyhow!(
+            "{acked} of {replicas} replicas confirmed the like within {ms} ms"
+        )));
+    }
+    Ok(())
+}
+
 fn like(req: &Head, post: PostId, on: bool) -> Result<Response, EdgeError> {
     let secret = edge_kit::session_secret()?;
     let (now, now_ms) = edge_kit::now();
@@ -94,6 +120,7 @@ fn like(req: &Head, post: PostId, on: bool) -> Result<Response, EdgeError> {
         .eval_owned(&scripts::LIKE, call.keys().into_iter(), call.args())
         .map_err(|e| no_post_is_404(e, post))?;
     let likes = u64::try_from(int_at(&reply, 0)?).unwrap_or(0);
+    confirm_durable(&redis)?;
     Ok(respond::json(
         200,
         &LikeResponse {

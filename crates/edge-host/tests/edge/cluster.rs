@@ -105,3 +105,38 @@ async fn likes_are_exact_and_feeds_cover_every_shard_on_a_cluster() {
         assert_eq!(listed, wanted, "top shows the exact counts, limit {limit}");
     }
 }
+
+#[tokio::test]
+async fn a_replicated_like_waits_for_the_replica_of_its_own_shard_only() {
+    let mut cluster = TestCluster::start(3, 1);
+    let vars = [
+        ("like_durability", "replicated"),
+        ("replica_wait_ms", "300"),
+    ];
+    let Some(edge) = TestEdge::app_at(Runtime::Host, cluster.edge_variables(), &vars).await else {
+        return;
+    };
+    let ann = sign_in(&edge, "ann").await;
+    let post = seed_posts(&edge, &ann.token, 1).await.remove(0);
+    let owner = cluster.primary_for_key(&PostKeys::new(post.id).post);
+    let other = cluster
+        .primaries()
+        .into_iter()
+        .find(|&p| p != owner)
+        .expect("another primary");
+    // Another shard's replica is gone: this like's own replica still confirms it (a `WAIT` sent
+    // to every primary would say 0 here).
+    for r in cluster.replicas_of(other) {
+        cluster.kill(r);
+    }
+    let fan = sign_in(&edge, "fan").await;
+    let resp = like(&edge, &fan.token, &post.id.to_string(), true).await;
+    assert_eq!(resp.status(), 200);
+    // Its own replica gone: no false 200.
+    for r in cluster.replicas_of(owner) {
+        cluster.kill(r);
+    }
+    let late = sign_in(&edge, "late").await;
+    let resp = like(&edge, &late.token, &post.id.to_string(), true).await;
+    assert_eq!(resp.status(), 503);
+}

@@ -5,6 +5,7 @@ mod api;
 mod cluster;
 mod conformance;
 mod differences;
+mod durability;
 mod host;
 mod posts;
 mod static_app;

@@ -60,6 +60,34 @@ impl LikeCall {
     }
 }
 
+/// When a like is acknowledged (`like_durability`): once the primary has it (`memory`, Redis's
+/// AOF fsync'd each second, so a lost primary may take its last second of likes), or once a
+/// replica has it too (`replicated`: `WAIT 1` after the script; no replica in time is a 503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LikeDurability {
+    Memory,
+    Replicated,
+}
+
+impl LikeDurability {
+    /// Parses the variable; empty is `memory`, anything unknown is `None`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim() {
+            "" | "memory" => Some(Self::Memory),
+            "replicated" => Some(Self::Replicated),
+            _ => None,
+        }
+    }
+
+    /// The `WAIT` arguments (replicas, timeout in ms) to send after the like script, if any.
+    pub fn wait_args(self, timeout_ms: u64) -> Option<[i64; 2]> {
+        match self {
+            Self::Memory => None,
+            Self::Replicated => Some([1, i64::try_from(timeout_ms).unwrap_or(i64::MAX)]),
+        }
+    }
+}
+
 /// One call of the [`LIKERS`] script: a page of `post`'s likers with ids above `after`, at most
 /// `limit` (callers ask for one more than they show, to learn whether another page exists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +254,22 @@ pub fn is_no_post(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durability_parses_its_two_modes_and_nothing_else() {
+        assert_eq!(LikeDurability::parse(""), Some(LikeDurability::Memory));
+        assert_eq!(
+            LikeDurability::parse("memory"),
+            Some(LikeDurability::Memory)
+        );
+        assert_eq!(
+            LikeDurability::parse(" replicated "),
+            Some(LikeDurability::Replicated)
+        );
+        assert_eq!(LikeDurability::parse("fsync"), None);
+        assert_eq!(LikeDurability::Memory.wait_args(200), None);
+        assert_eq!(LikeDurability::Replicated.wait_args(200), Some([1, 200]));
+    }
 
     #[test]
     fn digests_match_the_sources() {
