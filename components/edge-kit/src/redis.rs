@@ -144,7 +144,7 @@ impl From<ScriptError> for EdgeError {
 /// Whether an error means Redis cannot serve right now (a 503 worth retrying), not that the
 /// script refused: a broken transport, or Redis still loading its data after a restart
 /// (`LOADING`), busy with a long script (`BUSY`), or a cluster mid-failover (`TRYAGAIN`,
-/// `CLUSTERDOWN`, `MASTERDOWN`).
+/// `CLUSTERDOWN`, `MASTERDOWN`, or a `MOVED` the host's cluster client could not follow yet).
 fn looks_unavailable(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
     [
@@ -159,6 +159,7 @@ fn looks_unavailable(msg: &str) -> bool {
         "tryagain",
         "clusterdown",
         "masterdown",
+        "moved",
     ]
     .iter()
     .any(|t| m.contains(t))

@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use likes_core::PostId;
 use likes_core::api::FeedPage;
 use likes_core::keys::{PostKeys, post_field};
+
+use likes_core::PostId;
 use redis::AsyncCommands;
 use testkit::TestCluster;
 
