@@ -98,11 +98,7 @@ impl TestCluster {
     /// The edge's Redis variables (`redis_host`, `redis_user`, `redis_password`), seeded at the
     /// first node.
     pub fn edge_variables(&self) -> [(&'static str, String); 3] {
-        [
-            ("redis_host", self.seed_host()),
-            ("redis_user", Role::Edge.user().to_owned()),
-            ("redis_password", role_password(Role::Edge)),
-        ]
+        crate::edge_variables_at(self.seed_host())
     }
 
     /// A cluster client for the operator, every node a seed, so it finds the cluster whichever

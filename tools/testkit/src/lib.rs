@@ -27,6 +27,16 @@ pub fn role_password(role: Role) -> String {
 
 pub use dev_servers::workspace_root;
 
+/// The edge's Redis variables (`redis_host`, `redis_user`, `redis_password`) for a Redis at
+/// `host`, connecting as the edge's role.
+pub fn edge_variables_at(host: String) -> [(&'static str, String); 3] {
+    [
+        ("redis_host", host),
+        ("redis_user", Role::Edge.user().to_owned()),
+        ("redis_password", role_password(Role::Edge)),
+    ]
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -97,11 +107,7 @@ impl TestRedis {
 
     /// The edge's Redis variables (`redis_host`, `redis_user`, `redis_password`).
     pub fn edge_variables(&self) -> [(&'static str, String); 3] {
-        [
-            ("redis_host", self.host()),
-            ("redis_user", Role::Edge.user().to_owned()),
-            ("redis_password", role_password(Role::Edge)),
-        ]
+        edge_variables_at(self.host())
     }
 
     /// A blocking connection.

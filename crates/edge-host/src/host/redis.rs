@@ -298,15 +298,6 @@ impl HostState {
         let c = self.table.get(resource)?;
         Ok((c.conn.clone(), c.origin.clone()))
     }
-
-    /// Remembers that the resource's last keyed command went to `key`'s slot (cluster only).
-    fn note_key(&mut self, resource: &Resource<Connection>, key: &[u8]) -> wasmtime::Result<()> {
-        let c = self.table.get_mut(resource)?;
-        if matches!(c.conn, Link::Cluster(_)) {
-            c.last_route = Some(Route::with_key(key, SlotAddr::Master));
-        }
-        Ok(())
-    }
 }
 
 /// Converts a command error as Spin does (`other(e.to_string())`), retiring a broken connection.
@@ -447,11 +438,16 @@ impl HostConnection for HostState {
         arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
         let wait = command.eq_ignore_ascii_case("WAIT");
-        if let Some(key) = first_key(&command, &arguments) {
-            let key = key.to_vec();
-            self.note_key(&this, &key)?;
-        }
-        let last_route = self.table.get(&this)?.last_route;
+        // Only a cluster connection routes `WAIT`, so only it tracks its last keyed slot.
+        let last_route = {
+            let c = self.table.get_mut(&this)?;
+            if matches!(c.conn, Link::Cluster(_))
+                && let Some(key) = first_key(&command, &arguments)
+            {
+                c.last_route = Some(Route::with_key(key, SlotAddr::Master));
+            }
+            c.last_route
+        };
         let (mut conn, origin) = self.redis_conn(&this)?;
         // Sized up front: a like's EVALSHA carries a dozen arguments, and growing the command's
         // buffers one argument at a time reallocates them several times per call.
@@ -551,19 +547,21 @@ fn first_key<'a>(command: &str, arguments: &'a [RedisParameter]) -> Option<&'a [
         Some(RedisParameter::Binary(b)) => Some(b.as_slice()),
         _ => None,
     };
-    let upper = command.to_ascii_uppercase();
-    match upper.as_str() {
-        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" => {
-            let count = match arguments.get(1) {
-                Some(RedisParameter::Int64(n)) => *n,
-                Some(RedisParameter::Binary(b)) => std::str::from_utf8(b).ok()?.parse().ok()?,
-                None => return None,
-            };
-            (count > 0).then(|| binary(2)).flatten()
-        }
-        "WAIT" | "PING" | "PUBLISH" | "SPUBLISH" | "INFO" | "CLUSTER" | "SCRIPT" | "TIME"
-        | "ECHO" | "DBSIZE" => None,
-        _ => binary(0),
+    let is = |names: &[&str]| names.iter().any(|n| command.eq_ignore_ascii_case(n));
+    if is(&["EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO"]) {
+        let count = match arguments.get(1) {
+            Some(RedisParameter::Int64(n)) => *n,
+            Some(RedisParameter::Binary(b)) => std::str::from_utf8(b).ok()?.parse().ok()?,
+            None => return None,
+        };
+        (count > 0).then(|| binary(2)).flatten()
+    } else if is(&[
+        "WAIT", "PING", "PUBLISH", "SPUBLISH", "INFO", "CLUSTER", "SCRIPT", "TIME", "ECHO",
+        "DBSIZE",
+    ]) {
+        None
+    } else {
+        binary(0)
     }
 }
 
