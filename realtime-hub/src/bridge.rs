@@ -9,10 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use likes_core::PostId;
 use likes_core::events::LikeMessage;
-use likes_core::keys::{LIKE_CHANNEL, POST_CHANNEL};
+use likes_core::keys::{self, Channel};
 use serde_json::Value;
 use socketioxide::SocketIo;
 use tokio::sync::mpsc;
@@ -87,13 +86,33 @@ async fn session(
     backoff: &mut Duration,
 ) -> SessionEnd {
     // Bounded, so a blackholed Redis (no RST) is retried instead of hanging on TCP timeouts.
+    // The channels are sharded (SSUBSCRIBE). redis-rs subscribes to those only on its cluster
+    // connection; on a RESP3 connection a command sent without awaiting a reply delivers the
+    // confirmations and the messages as pushes, which is public API.
+    let (tx, mut pushes) = mpsc::unbounded_channel();
+    let channels = keys::all_channels();
     let connect = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(&[LIKE_CHANNEL, POST_CHANNEL]).await?;
-        Ok::<_, redis::RedisError>(pubsub)
+        let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        redis::cmd("SSUBSCRIBE")
+            .arg(&channels)
+            .set_no_response(true)
+            .exec_async(&mut conn)
+            .await?;
+        let mut confirmed = 0;
+        while confirmed < channels.len() {
+            match pushes.recv().await {
+                Some(p) if p.kind == redis::PushKind::SSubscribe => confirmed += 1,
+                Some(_) => {}
+                None => return Err(redis::RedisError::from((redis::ErrorKind::Io, "closed"))),
+            }
+        }
+        Ok::<_, redis::RedisError>(conn)
     };
-    let pubsub = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Ok(Ok(p)) => p,
+    let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(c)) => c,
         Ok(Err(e)) => return e.into(),
         Err(_) => return SessionEnd::ConnectTimeout(CONNECT_TIMEOUT),
     };
@@ -107,7 +126,6 @@ async fn session(
     *backoff = hub.config.reconnect_min;
     hub.set_redis_up(true);
 
-    let (mut sink, mut stream) = pubsub.split();
     if let Err(e) = resync(io, hub, changes).await {
         // The messages that follow still flow; the counts are retried at the next reconnect.
         tracing::warn!(error = %e, "could not push current counts after connecting");
@@ -116,14 +134,20 @@ async fn session(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     loop {
         tokio::select! {
-            msg = stream.next() => {
-                let Some(msg) = msg else { return SessionEnd::Closed };
+            push = pushes.recv() => {
+                let Some(push) = push else { return SessionEnd::Closed };
+                if push.kind == redis::PushKind::Disconnection {
+                    return SessionEnd::Closed;
+                }
+                let Some(msg) = redis::Msg::from_push_info(push) else { continue };
                 if let Err(end) = relay(io, hub, changes, &msg).await {
                     return end;
                 }
             }
             _ = ping.tick() => {
-                match tokio::time::timeout(ping_every, sink.ping::<redis::Value>()).await {
+                let ping_cmd = redis::cmd("PING");
+                let pong = ping_cmd.query_async::<redis::Value>(&mut conn);
+                match tokio::time::timeout(ping_every, pong).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return e.into(),
                     Err(_) => return SessionEnd::PingTimeout(ping_every),
@@ -141,8 +165,8 @@ async fn relay(
     msg: &redis::Msg,
 ) -> Result<(), SessionEnd> {
     let payload = msg.get_payload_bytes();
-    match msg.get_channel_name() {
-        LIKE_CHANNEL => {
+    match Channel::parse(msg.get_channel_name()).map(|(kind, _)| kind) {
+        Some(Channel::Like) => {
             inc(&hub.metrics.like_messages_in);
             match serde_json::from_slice::<LikeMessage>(payload) {
                 Ok(m) => changes
@@ -155,7 +179,7 @@ async fn relay(
                 }
             }
         }
-        POST_CHANNEL => {
+        Some(Channel::Post) => {
             inc(&hub.metrics.post_messages_in);
             match serde_json::from_slice::<Value>(payload) {
                 Ok(Value::Object(mut post)) => {
@@ -176,7 +200,10 @@ async fn relay(
                 }
             }
         }
-        other => tracing::debug!(channel = other, "message on an unexpected channel ignored"),
+        None => tracing::debug!(
+            channel = msg.get_channel_name(),
+            "message on an unexpected channel ignored"
+        ),
     }
     Ok(())
 }

@@ -98,8 +98,16 @@ pub async fn run(
         window,
         changes_rx,
     ));
+    // The subscriber speaks RESP3: sharded Pub/Sub messages reach it as pushes (see `bridge`).
+    let info = client.get_connection_info().clone();
+    let resp3 = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    let subscriber = redis::Client::open(info.set_redis_settings(resp3))
+        .context("cannot set up the Redis Pub/Sub connection")?;
     let bridge = tokio::spawn(bridge::run(
-        client,
+        subscriber,
         io.clone(),
         Arc::clone(&hub),
         changes_tx,

@@ -390,7 +390,7 @@ fn like_call(pipe: &mut redis::Pipeline, post: u64, user: u64, ts: &str) -> anyh
         .arg("0")
         .arg(events::SCHEMA_VERSION)
         .arg(scripts::RECENT_LIKERS_CAP)
-        .arg(keys::LIKE_CHANNEL)
+        .arg(&k.like_channel)
         .arg(post.to_string())
         .ignore();
     Ok(())

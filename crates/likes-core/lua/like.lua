@@ -1,11 +1,11 @@
 -- Like or unlike a post, atomically: exact dedupe, count, recent likers, top index, stream
--- entry for the sync daemon and a PUBLISH for the realtime hub. A call that changes nothing
--- (a repeated like or unlike) writes nothing and emits nothing.
+-- entry for the sync daemon and an SPUBLISH on the shard's channel for the realtime hub. A call
+-- that changes nothing (a repeated like or unlike) writes nothing and emits nothing.
 --
 -- KEYS: 1 post hash, 2 likers (roaring), 3 recent likers list, 4 shard stream, 5 shard top zset
 -- ARGV: 1 'like'|'unlike', 2 post id (bare), 3 user id (bare), 4 ts (RFC 3339),
 --       5 '1' to require the post to exist, 6 schema version, 7 recent-likers cap,
---       8 pub/sub channel, 9 post id (wire form)
+--       8 the shard's like channel (same hash tag: one slot), 9 post id (wire form)
 -- Returns {likes, changed (0|1)}, or the error `NOPOST` when ARGV[5] is '1' and the post is unknown.
 local op, post, user, ts = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if ARGV[5] == '1' and redis.call('HEXISTS', KEYS[1], 'id') == 0 then
@@ -31,5 +31,5 @@ if op == 'like' then
 end
 redis.call('ZADD', KEYS[5], n, post)
 redis.call('XADD', KEYS[4], '*', 'v', ARGV[6], 'kind', op, 'post', post, 'user', user, 'likes', n, 'ts', ts)
-redis.call('PUBLISH', ARGV[8], cjson.encode({post_id = ARGV[9], likes = n, ts = ts}))
+redis.call('SPUBLISH', ARGV[8], cjson.encode({post_id = ARGV[9], likes = n, ts = ts}))
 return {n, 1}

@@ -24,7 +24,7 @@ const SCRIPT_COMMANDS: &[&str] = &[
     "lrange",
     "lrem",
     "ltrim",
-    "publish",
+    "spublish",
     "ttl",
     "xadd",
     "zadd",
@@ -76,10 +76,10 @@ impl Role {
         }
     }
 
-    /// Pub/Sub channels ([`crate::keys::LIKE_CHANNEL`], [`crate::keys::POST_CHANNEL`]).
+    /// Pub/Sub channels: every shard's channel of each [`crate::keys::Channel`] kind.
     fn channels(self) -> &'static [&'static str] {
         match self {
-            Role::Edge | Role::Hub | Role::LoadGen => &["&like_event", "&post_event"],
+            Role::Edge | Role::Hub | Role::LoadGen => &["&{s*}:like_event", "&{s*}:post_event"],
             Role::Daemon => &[],
         }
     }
@@ -89,15 +89,7 @@ impl Role {
         match self {
             // `wait`: a like answered only once a replica has it (`like_durability=replicated`).
             Role::Edge => &["eval", "evalsha", "ping", "get", "wait"],
-            Role::Hub => &[
-                "hget",
-                "hmget",
-                "subscribe",
-                "unsubscribe",
-                "psubscribe",
-                "punsubscribe",
-                "ping",
-            ],
+            Role::Hub => &["hget", "hmget", "ssubscribe", "sunsubscribe", "ping"],
             Role::Daemon => &[
                 "eval",
                 "evalsha",
@@ -262,15 +254,18 @@ mod tests {
     #[test]
     fn channels_are_the_event_channels() {
         for role in [Role::Edge, Role::Hub] {
-            assert!(
+            let allowed = |name: &str| {
                 role.channels()
-                    .contains(&format!("&{}", keys::LIKE_CHANNEL).as_str())
-            );
-            assert!(
-                role.channels()
-                    .contains(&format!("&{}", keys::POST_CHANNEL).as_str())
-            );
+                    .iter()
+                    .any(|p| glob(p.trim_start_matches('&'), name))
+            };
+            for name in keys::all_channels() {
+                assert!(allowed(&name), "{role:?} {name}");
+            }
+            assert!(!allowed("like_event"), "{role:?}");
+            assert!(!allowed("{users}:events"), "{role:?}");
         }
+        assert!(Role::Daemon.channels().is_empty());
     }
 
     #[test]

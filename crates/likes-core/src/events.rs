@@ -139,7 +139,8 @@ impl StreamEvent {
     }
 }
 
-/// Published on [`crate::keys::LIKE_CHANNEL`] after every like or unlike that changed state.
+/// Published on the post's shard channel ([`crate::keys::Channel::Like`]) after every like or
+/// unlike that changed state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LikeMessage {
     pub post_id: PostId,

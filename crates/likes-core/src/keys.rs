@@ -10,10 +10,51 @@ use crate::ids::{PostId, UserId};
 /// Number of post shards. Changing it remaps every post, so it is fixed for a deployment.
 pub const SHARDS: u16 = 16;
 
-/// Pub/Sub channel of like count changes (`{"post_id","likes","ts"}`).
-pub const LIKE_CHANNEL: &str = "like_event";
-/// Pub/Sub channel of new posts.
-pub const POST_CHANNEL: &str = "post_event";
+/// What a shard's Pub/Sub channels carry. The channels are sharded (`SPUBLISH`/`SSUBSCRIBE`),
+/// one per shard and kind, named `{s<shard>}:<kind>` so that on a Redis Cluster each lives on
+/// the node of its shard and the like script can publish on it atomically (same slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Like count changes (`{"post_id","likes","ts"}`).
+    Like,
+    /// New posts (the post as JSON).
+    Post,
+}
+
+impl Channel {
+    /// The kind's suffix in a channel name.
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Channel::Like => "like_event",
+            Channel::Post => "post_event",
+        }
+    }
+
+    /// Every shard channel of this kind.
+    pub fn all(self) -> impl Iterator<Item = String> {
+        Shard::all().map(move |s| s.channel(self))
+    }
+
+    /// The kind and shard of a channel name, `None` for a name that is not a shard channel.
+    pub fn parse(name: &str) -> Option<(Channel, Shard)> {
+        let rest = name.strip_prefix("{s")?;
+        let (digits, kind) = rest.split_once("}:")?;
+        let shard: u16 = digits.parse().ok()?;
+        // Only the canonical spelling: `{s03}` is another slot than `{s3}`.
+        if shard >= SHARDS || shard.to_string() != digits {
+            return None;
+        }
+        let channel = [Channel::Like, Channel::Post]
+            .into_iter()
+            .find(|c| c.kind() == kind)?;
+        Some((channel, Shard(shard)))
+    }
+}
+
+/// Every shard channel of every kind: what a hub subscribes to.
+pub fn all_channels() -> Vec<String> {
+    Channel::Like.all().chain(Channel::Post.all()).collect()
+}
 
 /// Global counter of user ids (`INCR`).
 pub const USER_SEQ: &str = "{users}:seq";
@@ -99,6 +140,11 @@ impl Shard {
     pub fn top(self) -> String {
         format!("{{s{}}}:top", self.0)
     }
+
+    /// The shard's sharded Pub/Sub channel of `kind` (see [`Channel`]).
+    pub fn channel(self, kind: Channel) -> String {
+        format!("{{s{}}}:{}", self.0, kind.kind())
+    }
 }
 
 /// The kinds of a post's own keys, `{s<shard>}:<kind>:<post id>`. `feed.lua` derives a post's
@@ -127,6 +173,10 @@ pub struct PostKeys {
     pub top: String,
     /// The shard's `new` index.
     pub new_index: String,
+    /// The shard's channel of like count changes.
+    pub like_channel: String,
+    /// The shard's channel of new posts.
+    pub post_channel: String,
 }
 
 impl PostKeys {
@@ -142,6 +192,8 @@ impl PostKeys {
             stream: shard.stream(),
             top: shard.top(),
             new_index: shard.new_index(),
+            like_channel: shard.channel(Channel::Like),
+            post_channel: shard.channel(Channel::Post),
         }
     }
 }
@@ -180,7 +232,15 @@ mod tests {
             let post = PostId::new(raw).expect("nonzero");
             let k = PostKeys::new(post);
             let tag = hash_tag(&k.post);
-            for key in [&k.likers, &k.recent, &k.stream, &k.top, &k.new_index] {
+            for key in [
+                &k.likers,
+                &k.recent,
+                &k.stream,
+                &k.top,
+                &k.new_index,
+                &k.like_channel,
+                &k.post_channel,
+            ] {
                 assert_eq!(hash_tag(key), tag, "{key} vs {}", k.post);
             }
         }
@@ -194,6 +254,31 @@ mod tests {
         }
         assert_eq!(seen.len(), usize::from(SHARDS));
         assert_eq!(all_streams().len(), usize::from(SHARDS) + 1);
+    }
+
+    #[test]
+    fn shard_channels_parse_back_and_nothing_else_does() {
+        let all = all_channels();
+        assert_eq!(all.len(), 2 * usize::from(SHARDS));
+        for name in &all {
+            let (kind, shard) = Channel::parse(name).expect(name);
+            assert_eq!(&shard.channel(kind), name);
+        }
+        assert_eq!(
+            Channel::parse("{s3}:like_event"),
+            Some((Channel::Like, Shard(3)))
+        );
+        for bad in [
+            "like_event",
+            "{s16}:like_event",
+            "{s03}:like_event",
+            "{s}:like_event",
+            "{s3}:likes",
+            "{s3}like_event",
+            "{users}:post_event",
+        ] {
+            assert_eq!(Channel::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

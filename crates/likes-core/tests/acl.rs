@@ -3,7 +3,7 @@
 //! every other integration test, which runs each service as its role.
 
 use likes_core::PostId;
-use likes_core::keys::{self, PostKeys, Shard};
+use likes_core::keys::{self, Channel, PostKeys, Shard};
 use likes_core::scripts::{self, LikeCall};
 use testkit::{Role, TestRedis};
 
@@ -99,7 +99,9 @@ fn the_edge_runs_its_scripts_but_touches_no_key_outside_the_scheme() {
 fn the_hub_reads_counts_and_subscribes_but_writes_nothing() {
     let redis = TestRedis::start();
     let mut hub = conn(&redis, Role::Hub);
-    let post = PostKeys::new(PostId::new(7).expect("id")).post;
+    let PostKeys {
+        post, like_channel, ..
+    } = PostKeys::new(PostId::new(7).expect("id"));
     assert_eq!(refusal(run(&mut hub, &["HGET", &post, "likes"])), None);
     assert_eq!(
         refusal(run(&mut hub, &["HSET", &post, "likes", "1000000"])).as_deref(),
@@ -111,21 +113,21 @@ fn the_hub_reads_counts_and_subscribes_but_writes_nothing() {
         "user data is not the hub's"
     );
     assert_eq!(
-        refusal(run(&mut hub, &["PUBLISH", keys::LIKE_CHANNEL, "{}"])).as_deref(),
+        refusal(run(&mut hub, &["SPUBLISH", &like_channel, "{}"])).as_deref(),
         Some("NOPERM")
     );
-    // A fresh connection per SUBSCRIBE: the first one it accepts puts it in Pub/Sub mode.
+    // A fresh connection per SSUBSCRIBE: the first one it accepts puts it in Pub/Sub mode.
     assert_eq!(
         refusal(run(
             &mut conn(&redis, Role::Hub),
-            &["SUBSCRIBE", keys::LIKE_CHANNEL]
+            &["SSUBSCRIBE", &like_channel]
         )),
         None
     );
     assert_eq!(
         refusal(run(
             &mut conn(&redis, Role::Hub),
-            &["SUBSCRIBE", "another-channel"]
+            &["SSUBSCRIBE", "another-channel"]
         ))
         .as_deref(),
         Some("NOPERM")
@@ -144,7 +146,11 @@ fn the_daemon_reads_streams_and_repairs_counts_but_cannot_publish_or_flush() {
         None
     );
     assert_eq!(
-        refusal(run(&mut daemon, &["PUBLISH", keys::LIKE_CHANNEL, "{}"])).as_deref(),
+        refusal(run(
+            &mut daemon,
+            &["SPUBLISH", &shard.channel(Channel::Like), "{}"]
+        ))
+        .as_deref(),
         Some("NOPERM")
     );
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use likes_core::keys::LIKE_CHANNEL;
+use likes_core::keys::PostKeys;
 use serde_json::json;
 use testkit::TestRedis;
 
@@ -18,8 +18,8 @@ async fn a_burst_yields_few_emits_and_the_last_carries_the_final_count() {
     // 200 publishes in one pipeline: well within one 100 ms window.
     let mut pipe = redis::pipe();
     for n in 1..=200 {
-        pipe.cmd("PUBLISH")
-            .arg(LIKE_CHANNEL)
+        pipe.cmd("SPUBLISH")
+            .arg(PostKeys::new(post(3)).like_channel)
             .arg(like_message(post(3), n))
             .ignore();
     }

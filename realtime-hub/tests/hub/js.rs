@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use likes_core::keys::LIKE_CHANNEL;
+use likes_core::keys::PostKeys;
 use testkit::TestRedis;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -63,8 +63,8 @@ async fn run_client(transport: &str, final_transport: &str) {
 
     let mut pipe = redis::pipe();
     for n in 5..=200 {
-        pipe.cmd("PUBLISH")
-            .arg(LIKE_CHANNEL)
+        pipe.cmd("SPUBLISH")
+            .arg(PostKeys::new(post(11)).like_channel)
             .arg(like_message(post(11), n))
             .ignore();
     }

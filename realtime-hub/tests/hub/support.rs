@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use likes_core::PostId;
 use likes_core::events::LikeMessage;
-use likes_core::keys::{LIKE_CHANNEL, POST_CHANNEL, PostKeys};
+use likes_core::keys::{Channel, PostKeys, Shard};
 use realtime_hub::Config;
 use testkit::TestRedis;
 use tokio::sync::oneshot;
@@ -146,23 +146,23 @@ pub fn like_message(p: PostId, likes: u64) -> String {
     .expect("json")
 }
 
-/// `PUBLISH like_event`, as the like script does.
+/// `SPUBLISH` on the post's shard channel, as the like script does.
 pub async fn publish_like(conn: &mut redis::aio::MultiplexedConnection, p: PostId, likes: u64) {
-    let _: i64 = redis::cmd("PUBLISH")
-        .arg(LIKE_CHANNEL)
+    let _: i64 = redis::cmd("SPUBLISH")
+        .arg(PostKeys::new(p).like_channel)
         .arg(like_message(p, likes))
         .query_async(conn)
         .await
-        .expect("PUBLISH");
+        .expect("SPUBLISH");
 }
 
 pub async fn publish_post(conn: &mut redis::aio::MultiplexedConnection, body: &serde_json::Value) {
-    let _: i64 = redis::cmd("PUBLISH")
-        .arg(POST_CHANNEL)
+    let _: i64 = redis::cmd("SPUBLISH")
+        .arg(Shard(0).channel(Channel::Post))
         .arg(body.to_string())
         .query_async(conn)
         .await
-        .expect("PUBLISH");
+        .expect("SPUBLISH");
 }
 
 pub const SHORT: Duration = Duration::from_millis(300);

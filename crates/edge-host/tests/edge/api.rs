@@ -10,7 +10,7 @@ use likes_core::{PostId, UserId, session};
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::TestRedis;
+use testkit::{ShardSubscription, TestRedis};
 
 use rstest::rstest;
 
@@ -303,12 +303,9 @@ async fn stream_entries_and_messages_match_state_changes_exactly(#[case] rt: Run
     let ann = sign_in(&edge, "ann").await;
     let bob = sign_in(&edge, "bob").await;
     seed_posts(&edge, &ann.token, 5).await;
-    let client = redis::Client::open(redis.url()).expect("url");
-    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
-    pubsub
-        .subscribe(keys::LIKE_CHANNEL)
-        .await
-        .expect("subscribe");
+    let mut sub =
+        ShardSubscription::start(&redis.url(), &keys::Channel::Like.all().collect::<Vec<_>>())
+            .await;
 
     // (who, on, expected count, changes state?)
     let script = [
@@ -324,21 +321,21 @@ async fn stream_entries_and_messages_match_state_changes_exactly(#[case] rt: Run
     }
     let changes: Vec<_> = script.iter().filter(|s| s.3).collect();
 
-    let mut messages = pubsub.on_message();
     let mut got = Vec::new();
     for _ in 0..changes.len() {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), messages.next())
+        let msg = sub
+            .next(std::time::Duration::from_secs(5))
             .await
-            .expect("message in time")
-            .expect("message");
+            .expect("message in time");
+        assert_eq!(msg.get_channel_name(), PostKeys::new(post(5)).like_channel);
         let m: likes_core::events::LikeMessage =
             serde_json::from_slice(msg.get_payload_bytes()).expect("like_event json");
         assert_eq!(m.post_id, post(5));
         got.push(m.likes);
     }
     assert_eq!(got, changes.iter().map(|c| c.2).collect::<Vec<_>>());
-    let extra = tokio::time::timeout(std::time::Duration::from_millis(300), messages.next()).await;
-    assert!(extra.is_err(), "no message for repeated likes/unlikes");
+    let extra = sub.next(std::time::Duration::from_millis(300)).await;
+    assert!(extra.is_none(), "no message for repeated likes/unlikes");
 
     let mut conn = redis.async_conn().await;
     let entries: redis::streams::StreamRangeReply = conn

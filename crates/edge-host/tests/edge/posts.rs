@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use futures::StreamExt;
 use image::{GenericImageView, ImageFormat};
 use likes_core::api::{FeedPage, Post};
 use likes_core::events::StreamEvent;
@@ -16,7 +15,7 @@ use likes_images::samples::{
 };
 use redis::AsyncCommands;
 use reqwest::StatusCode;
-use testkit::TestRedis;
+use testkit::{ShardSubscription, TestRedis};
 
 use rstest::rstest;
 
@@ -545,19 +544,16 @@ async fn a_post_is_one_stream_entry_and_one_post_event(#[case] rt: Runtime) {
         return;
     };
     let ann = sign_in(&edge, "ann").await;
-    let client = redis::Client::open(redis.url()).expect("url");
-    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
-    pubsub
-        .subscribe(keys::POST_CHANNEL)
-        .await
-        .expect("subscribe");
+    let mut sub =
+        ShardSubscription::start(&redis.url(), &keys::Channel::Post.all().collect::<Vec<_>>())
+            .await;
     let post = new_post(&edge, &ann.token, 0).await;
 
-    let mut messages = pubsub.on_message();
-    let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+    let msg = sub
+        .next(Duration::from_secs(5))
         .await
-        .expect("post_event in time")
-        .expect("message");
+        .expect("post_event in time");
+    assert_eq!(msg.get_channel_name(), PostKeys::new(post.id).post_channel);
     let announced: serde_json::Value =
         serde_json::from_slice(msg.get_payload_bytes()).expect("post_event json");
     assert!(announced.get("liked_by_me").is_none(), "{announced}");

@@ -54,7 +54,7 @@ impl LikeCall {
             if self.require_post { "1" } else { "0" }.to_owned(),
             events::SCHEMA_VERSION.to_string(),
             RECENT_LIKERS_CAP.to_string(),
-            keys::LIKE_CHANNEL.to_owned(),
+            PostKeys::new(self.post).like_channel,
             self.post.to_string(),
         ]
     }
@@ -207,7 +207,8 @@ impl PostCall<'_> {
         [k.post, k.new_index, k.top, k.stream]
     }
 
-    /// The post as it is published on `post_event` (and relayed as `posts:created`).
+    /// The post as it is published on its shard's `post_event` channel (and relayed as
+    /// `posts:created`).
     pub fn announcement(&self) -> api::Post {
         api::Post {
             id: self.post,
@@ -234,7 +235,7 @@ impl PostCall<'_> {
             self.height.to_string(),
             self.created_at.to_owned(),
             events::SCHEMA_VERSION.to_string(),
-            keys::POST_CHANNEL.to_owned(),
+            PostKeys::new(self.post).post_channel,
             message,
         ]
     }
