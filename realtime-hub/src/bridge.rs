@@ -1,10 +1,12 @@
 //! The one task per hub that subscribes to Redis Pub/Sub and bridges it into Socket.IO
 //! (socketioxide's "background task" pattern: it owns a `SocketIo` clone).
 //!
-//! `like_event` changes go to the emitter (coalescing); `post_event` payloads are broadcast as
-//! `posts:created`. When the connection is lost it reconnects with exponential backoff, and
-//! after every (re)connect it pushes the current count of every post room that has sockets, so
-//! clients converge even if messages were published while the hub was not subscribed.
+//! It subscribes to every shard's channels (`SSUBSCRIBE`; on a cluster each on the node that
+//! owns its slot). `like_event` changes go to the emitter (coalescing); `post_event` payloads
+//! are broadcast as `posts:created`. Whenever messages may have been missed (the connection
+//! lost, a cluster node gone, a slot moved to another node) it subscribes again, with
+//! exponential backoff, and then pushes the current count of every post room that has sockets,
+//! so clients converge even if messages were published while the hub was not subscribed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use likes_core::PostId;
 use likes_core::events::LikeMessage;
 use likes_core::keys::{self, Channel};
 use serde_json::Value;
+use service_kit::redis::{Event, Options, Redis};
 use socketioxide::SocketIo;
 use tokio::sync::mpsc;
 
@@ -35,8 +38,8 @@ enum SessionEnd {
     Redis(#[from] redis::RedisError),
     #[error("no connection within {0:?}")]
     ConnectTimeout(Duration),
-    #[error("the Pub/Sub connection closed")]
-    Closed,
+    #[error("messages may have been missed: {0}")]
+    Lost(&'static str),
     #[error("no PING answer within {0:?}")]
     PingTimeout(Duration),
     #[error("the emitter stopped")]
@@ -44,19 +47,14 @@ enum SessionEnd {
 }
 
 /// Runs forever (the caller aborts it at shutdown).
-pub async fn run(
-    client: redis::Client,
-    io: SocketIo,
-    hub: Arc<Hub>,
-    changes: mpsc::Sender<(PostId, u64)>,
-) {
+pub async fn run(redis: Redis, io: SocketIo, hub: Arc<Hub>, changes: mpsc::Sender<(PostId, u64)>) {
     let min = hub.config.reconnect_min;
     let max = hub.config.reconnect_max.max(min);
     let mut backoff = min;
     let mut connected_before = false;
     loop {
         let ended = session(
-            &client,
+            &redis,
             &io,
             &hub,
             &changes,
@@ -76,9 +74,10 @@ pub async fn run(
     }
 }
 
-/// One connection: subscribe, resync, then pump messages until something fails.
+/// One subscription: subscribe, resync, then pump messages until something fails or messages
+/// may have been missed (on a cluster: a node's connection dropped, or a slot changed hands).
 async fn session(
-    client: &redis::Client,
+    redis: &Redis,
     io: &SocketIo,
     hub: &Hub,
     changes: &mpsc::Sender<(PostId, u64)>,
@@ -86,39 +85,17 @@ async fn session(
     backoff: &mut Duration,
 ) -> SessionEnd {
     // Bounded, so a blackholed Redis (no RST) is retried instead of hanging on TCP timeouts.
-    // The channels are sharded (SSUBSCRIBE). redis-rs subscribes to those only on its cluster
-    // connection; on a RESP3 connection a command sent without awaiting a reply delivers the
-    // confirmations and the messages as pushes, which is public API.
-    let (tx, mut pushes) = mpsc::unbounded_channel();
+    let options = Options::default().with_response_timeout(CONNECT_TIMEOUT);
     let channels = keys::all_channels();
-    let connect = async {
-        let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        redis::cmd("SSUBSCRIBE")
-            .arg(&channels)
-            .set_no_response(true)
-            .exec_async(&mut conn)
-            .await?;
-        let mut confirmed = 0;
-        while confirmed < channels.len() {
-            match pushes.recv().await {
-                Some(p) if p.kind == redis::PushKind::SSubscribe => confirmed += 1,
-                Some(_) => {}
-                None => return Err(redis::RedisError::from((redis::ErrorKind::Io, "closed"))),
-            }
-        }
-        Ok::<_, redis::RedisError>(conn)
-    };
-    let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Ok(Ok(c)) => c,
+    let subscribe = redis.subscribe_shards(&channels, &options);
+    let mut subscription = match tokio::time::timeout(CONNECT_TIMEOUT, subscribe).await {
+        Ok(Ok(s)) => s,
         Ok(Err(e)) => return e.into(),
         Err(_) => return SessionEnd::ConnectTimeout(CONNECT_TIMEOUT),
     };
     if *connected_before {
         inc(&hub.metrics.redis_reconnects);
-        tracing::info!("Redis Pub/Sub reconnected");
+        tracing::info!("Redis Pub/Sub subscribed again");
     } else {
         tracing::info!("Redis Pub/Sub subscribed");
     }
@@ -134,21 +111,17 @@ async fn session(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     loop {
         tokio::select! {
-            push = pushes.recv() => {
-                let Some(push) = push else { return SessionEnd::Closed };
-                if push.kind == redis::PushKind::Disconnection {
-                    return SessionEnd::Closed;
+            event = subscription.next() => match event {
+                Event::Lost(why) => return SessionEnd::Lost(why),
+                Event::Message(msg) => {
+                    if let Err(end) = relay(io, hub, changes, &msg).await {
+                        return end;
+                    }
                 }
-                let Some(msg) = redis::Msg::from_push_info(push) else { continue };
-                if let Err(end) = relay(io, hub, changes, &msg).await {
-                    return end;
-                }
-            }
+            },
             _ = ping.tick() => {
-                let ping_cmd = redis::cmd("PING");
-                let pong = ping_cmd.query_async::<redis::Value>(&mut conn);
-                match tokio::time::timeout(ping_every, pong).await {
-                    Ok(Ok(_)) => {}
+                match tokio::time::timeout(ping_every, subscription.check()).await {
+                    Ok(Ok(())) => {}
                     Ok(Err(e)) => return e.into(),
                     Err(_) => return SessionEnd::PingTimeout(ping_every),
                 }

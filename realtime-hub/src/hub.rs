@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use redis::aio::ConnectionManager;
+use service_kit::redis::Lazy;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -12,8 +12,8 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub struct Hub {
     pub config: Config,
-    /// Command connection for count reads; reconnects on its own.
-    pub redis: ConnectionManager,
+    /// Command connection for count reads, made on first use; reconnects on its own.
+    pub redis: Lazy,
     pub metrics: Metrics,
     /// True while the Pub/Sub bridge is subscribed.
     redis_up: AtomicBool,
@@ -23,7 +23,7 @@ pub struct Hub {
 pub type SharedHub = Arc<Hub>;
 
 impl Hub {
-    pub fn new(config: Config, redis: ConnectionManager) -> Self {
+    pub fn new(config: Config, redis: Lazy) -> Self {
         Self {
             config,
             redis,

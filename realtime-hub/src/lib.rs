@@ -1,7 +1,8 @@
 //! The realtime hub: relays like counts from Redis Pub/Sub to Socket.IO clients.
 //!
-//! - [`bridge`]: one task subscribed to `like_event`/`post_event`, reconnecting with backoff and
-//!   resyncing room counts after each reconnect.
+//! - [`bridge`]: one task subscribed to every shard's `like_event`/`post_event` channel (on the
+//!   node that owns it, on a cluster), subscribing again with backoff whenever messages may have
+//!   been missed, and resyncing room counts each time.
 //! - [`emitter`] + [`coalesce`]: per-post coalescing into `likes:updated` room emits.
 //! - [`handlers`]: `subscribe`/`unsubscribe` with acks carrying current counts.
 //! - [`metrics`]: Prometheus text at `/metrics` on the admin listener only, so nothing on the
@@ -31,7 +32,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use tokio::sync::mpsc;
@@ -64,18 +64,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let client = redis::Client::open(config.redis_url.as_str())
+    let redis = service_kit::redis::Redis::open(config.redis_url.as_str())
         .with_context(|| format!("invalid Redis URL {:?}", config.redis_url))?;
-    let redis_config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
-        .set_response_timeout(Some(std::time::Duration::from_secs(2)))
-        .set_number_of_retries(1);
-    let redis = ConnectionManager::new_lazy_with_config(client.clone(), redis_config)
-        .context("cannot set up the Redis command connection")?;
+    let options = service_kit::redis::Options::default()
+        .with_response_timeout(std::time::Duration::from_secs(2));
+    let counts = service_kit::redis::Lazy::new(redis.clone(), options);
     let cors = cors_layer(&config.cors_origins)?;
     let grace = config.shutdown_grace;
     let window = config.coalesce_window;
-    let hub: SharedHub = Arc::new(Hub::new(config, redis));
+    let hub: SharedHub = Arc::new(Hub::new(config, counts));
 
     // Engine.IO's `max_payload` bounds only long-polling bodies; the WebSocket limits are
     // separate, and tungstenite checks them from a frame's header before reading its payload.
@@ -98,20 +95,7 @@ pub async fn run(
         window,
         changes_rx,
     ));
-    // The subscriber speaks RESP3: sharded Pub/Sub messages reach it as pushes (see `bridge`).
-    let info = client.get_connection_info().clone();
-    let resp3 = info
-        .redis_settings()
-        .clone()
-        .set_protocol(redis::ProtocolVersion::RESP3);
-    let subscriber = redis::Client::open(info.set_redis_settings(resp3))
-        .context("cannot set up the Redis Pub/Sub connection")?;
-    let bridge = tokio::spawn(bridge::run(
-        subscriber,
-        io.clone(),
-        Arc::clone(&hub),
-        changes_tx,
-    ));
+    let bridge = tokio::spawn(bridge::run(redis, io.clone(), Arc::clone(&hub), changes_tx));
 
     let state = AppState {
         io: io.clone(),

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use likes_core::events::StreamEvent;
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadReply};
+use service_kit::redis::Conn;
 use tokio::sync::watch;
 
 use std::sync::atomic::Ordering;
@@ -31,7 +31,7 @@ use crate::config::{Config, FAULT_EXIT_CODE, Fault};
 pub struct Shared {
     pub config: Config,
     pub pool: Pool,
-    pub redis: redis::Client,
+    pub redis: service_kit::redis::Redis,
     /// Batches committed by this process (drives the fault hook).
     pub commits: std::sync::atomic::AtomicU64,
     /// Reachability of Redis and PostgreSQL, for `/healthz`.
@@ -152,7 +152,7 @@ impl Failure {
 struct Consumer<'a> {
     shared: &'a Shared,
     stream: &'a str,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Conn>,
     backoff: Backoff,
     shutdown: watch::Receiver<bool>,
 }
@@ -373,17 +373,15 @@ fn fault_hook(shared: &Shared) {
     }
 }
 
-/// A dedicated connection per stream: a blocking `XREADGROUP` holds its connection.
-async fn connect(shared: &Shared, stream: &str) -> anyhow::Result<MultiplexedConnection> {
+/// A dedicated connection per stream (on a cluster, to every node): a blocking `XREADGROUP`
+/// holds its connection.
+async fn connect(shared: &Shared, stream: &str) -> anyhow::Result<Conn> {
     let cfg = &shared.config;
-    let conn_cfg = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(
-            cfg.idle_block.max(cfg.batch_wait) + Duration::from_secs(5),
-        ));
+    let options = service_kit::redis::Options::default()
+        .with_response_timeout(cfg.idle_block.max(cfg.batch_wait) + Duration::from_secs(5));
     let mut c = shared
         .redis
-        .get_multiplexed_async_connection_with_config(&conn_cfg)
+        .connect(&options)
         .await
         .context("connecting to redis")?;
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
@@ -405,7 +403,7 @@ async fn connect(shared: &Shared, stream: &str) -> anyhow::Result<MultiplexedCon
 
 /// Takes over entries another consumer of the group left pending for `claim_idle` (it died,
 /// or ran under another name), so they are re-read in order before anything new.
-async fn claim(c: &mut MultiplexedConnection, cfg: &Config, stream: &str) -> anyhow::Result<()> {
+async fn claim(c: &mut Conn, cfg: &Config, stream: &str) -> anyhow::Result<()> {
     let mut start = "0-0".to_owned();
     loop {
         let (next, _claimed, _deleted): (String, Vec<String>, Vec<String>) =
@@ -431,7 +429,7 @@ async fn claim(c: &mut MultiplexedConnection, cfg: &Config, stream: &str) -> any
 /// Reads the next batch: pending entries while there are any, then new ones, up to
 /// `batch_max` entries or `batch_wait` after the first.
 async fn read_batch(
-    c: &mut MultiplexedConnection,
+    c: &mut Conn,
     cfg: &Config,
     stream: &str,
     phase: &mut Phase,
@@ -481,7 +479,7 @@ async fn read_batch(
 }
 
 async fn xreadgroup(
-    c: &mut MultiplexedConnection,
+    c: &mut Conn,
     cfg: &Config,
     stream: &str,
     id: &str,
@@ -535,12 +533,7 @@ fn sorted(mut fields: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
     fields
 }
 
-async fn ack(
-    c: &mut MultiplexedConnection,
-    cfg: &Config,
-    stream: &str,
-    ids: &[String],
-) -> anyhow::Result<()> {
+async fn ack(c: &mut Conn, cfg: &Config, stream: &str, ids: &[String]) -> anyhow::Result<()> {
     for chunk in ids.chunks(1000) {
         let _: i64 = redis::cmd("XACK")
             .arg(stream)

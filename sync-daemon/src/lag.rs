@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionLike;
 use tokio::sync::watch;
 
 use crate::checkpoint::StreamPos;
@@ -25,7 +25,7 @@ const PAGE: u64 = 1_000;
 
 /// Samples each stream's backlog every `every` into `sync_lag_entries{stream}`.
 pub async fn sample_lag(
-    redis: redis::Client,
+    redis: service_kit::redis::Redis,
     streams: Vec<String>,
     group: String,
     every: Duration,
@@ -38,7 +38,7 @@ pub async fn sample_lag(
             _ = shutdown.changed() => return,
         }
         if conn.is_none() {
-            conn = redis.get_multiplexed_async_connection().await.ok();
+            conn = redis.connect(&Default::default()).await.ok();
         }
         let Some(c) = conn.as_mut() else { continue };
         for stream in &streams {
@@ -60,7 +60,7 @@ pub async fn sample_lag(
 
 /// Undelivered + pending entries of `stream` for `group`; `None` when the group does not exist.
 pub async fn backlog(
-    c: &mut MultiplexedConnection,
+    c: &mut (impl ConnectionLike + Send),
     stream: &str,
     group: &str,
 ) -> anyhow::Result<Option<u64>> {
@@ -107,7 +107,7 @@ pub fn beyond_cap(counted: u64, reported: Option<u64>, length: u64) -> u64 {
 
 /// Entries of `stream` after `from`, counted up to `cap`.
 async fn count_after(
-    c: &mut MultiplexedConnection,
+    c: &mut (impl ConnectionLike + Send),
     stream: &str,
     from: StreamPos,
     cap: u64,

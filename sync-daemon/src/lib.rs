@@ -59,7 +59,7 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let pool = pool(&config).map_err(Error::Config)?;
-    let redis = redis::Client::open(config.redis_url.as_str())
+    let redis = service_kit::redis::Redis::open(config.redis_url.as_str())
         .context("redis url")
         .map_err(Error::Config)?;
 
@@ -183,7 +183,7 @@ async fn trim_loop(shared: Arc<consumer::Shared>, keep: Duration, mut stop: watc
             _ = stop.changed() => return,
         }
         if conn.is_none() {
-            conn = shared.redis.get_multiplexed_async_connection().await.ok();
+            conn = shared.redis.connect(&Default::default()).await.ok();
         }
         let Some(c) = conn.as_mut() else { continue };
         let now_ms = std::time::SystemTime::now()
@@ -230,14 +230,15 @@ async fn reconcile_loop(
         }
         if conn.is_none() {
             // Its own connection: the repair uses WATCH, which is per connection. Rebuilding a
-            // big post's likers is one long MULTI, so replies may take seconds.
-            let cfg = redis::AsyncConnectionConfig::new()
-                .set_response_timeout(Some(Duration::from_secs(60)));
-            conn = shared
-                .redis
-                .get_multiplexed_async_connection_with_config(&cfg)
-                .await
-                .ok();
+            // big post's likers is one long MULTI, so replies may take seconds. On a cluster no
+            // command is retried: a retry after a failover would reach the new primary, where
+            // the WATCH was never made, and EXEC there would not be conditional.
+            let options = service_kit::redis::Options {
+                response_timeout: Duration::from_secs(60),
+                cluster_retries: 0,
+                ..Default::default()
+            };
+            conn = shared.redis.connect(&options).await.ok();
         }
         let mut retry = Vec::new();
         for post in posts {

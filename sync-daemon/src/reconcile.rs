@@ -11,7 +11,7 @@ use deadpool_postgres::Pool;
 use likes_core::PostId;
 use likes_core::keys::{PostKeys, post_field};
 use likes_core::scripts::{self, CardinalityCall};
-use redis::aio::MultiplexedConnection;
+use service_kit::redis::Conn;
 
 use crate::checkpoint::StreamPos;
 
@@ -33,11 +33,7 @@ pub enum Outcome {
 }
 
 /// Compares and, if needed, repairs one post. `conn` must not be shared (it uses WATCH).
-pub async fn reconcile_post(
-    pool: &Pool,
-    conn: &mut MultiplexedConnection,
-    post: PostId,
-) -> anyhow::Result<Outcome> {
+pub async fn reconcile_post(pool: &Pool, conn: &mut Conn, post: PostId) -> anyhow::Result<Outcome> {
     let k = PostKeys::new(post);
     let cardinality = CardinalityCall { post };
     let (count, cardinality, last): (Option<i64>, i64, redis::Value) = redis::pipe()

@@ -5,7 +5,7 @@
 //! It writes state only, never stream entries or Pub/Sub messages (there is nothing to re-sync
 //! and nothing new to announce), and it overwrites rather than increments, so running it twice
 //! changes nothing. Rows are read from one REPEATABLE READ snapshot through cursors and written
-//! in pipelines of whole chunks, so a million likes take a few seconds. Run it before the edge
+//! in pipelines of whole chunks (one per slot on a cluster), so a million likes take a few seconds. Run it before the edge
 //! takes traffic again: a like taken by an empty Redis would be counted from zero.
 
 use std::time::Instant;
@@ -14,7 +14,7 @@ use anyhow::Context;
 use likes_core::keys::{self, PostKeys, post_field};
 use likes_core::scripts::{self, RestoreCall};
 use likes_core::{PostId, UserId};
-use redis::aio::MultiplexedConnection;
+use service_kit::redis::{Bulk, Conn, Options, Redis};
 use tokio_postgres::{IsolationLevel, Transaction};
 
 use crate::apply::images as variants;
@@ -46,12 +46,12 @@ pub async fn rehydrate(postgres_url: &str, redis_url: &str) -> anyhow::Result<Su
         .await
         .context("connecting to PostgreSQL")?;
     let driver = tokio::spawn(connection);
-    // Whole chunks go in one pipeline: allow them far longer than the 500 ms default.
-    let conn_cfg = redis::AsyncConnectionConfig::new()
-        .set_response_timeout(Some(std::time::Duration::from_secs(120)));
-    let mut redis = redis::Client::open(redis_url)
+    // Whole chunks go in one pipeline (per slot, on a cluster): allow them far longer than a
+    // command's usual reply time.
+    let options = Options::default().with_response_timeout(std::time::Duration::from_secs(120));
+    let mut redis = Redis::open(redis_url)
         .context("redis url")?
-        .get_multiplexed_async_connection_with_config(&conn_cfg)
+        .connect(&options)
         .await
         .context("connecting to Redis")?;
     let _: String = redis::cmd("SCRIPT")
@@ -113,7 +113,7 @@ where
 }
 
 /// Sets a sequence to at least `min`, never lowering it (ids already handed out stay taken).
-async fn raise_seq(redis: &mut MultiplexedConnection, key: &str, min: i64) -> anyhow::Result<()> {
+async fn raise_seq(redis: &mut Conn, key: &str, min: i64) -> anyhow::Result<()> {
     let current: Option<i64> = redis::cmd("GET").arg(key).query_async(redis).await?;
     if current.unwrap_or(0) < min {
         let _: () = redis::cmd("SET")
@@ -125,7 +125,7 @@ async fn raise_seq(redis: &mut MultiplexedConnection, key: &str, min: i64) -> an
     Ok(())
 }
 
-async fn users(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyhow::Result<u64> {
+async fn users(tx: &Transaction<'_>, redis: &mut Conn) -> anyhow::Result<u64> {
     let mut conn = redis.clone();
     let n = for_each_chunk(
         tx,
@@ -158,7 +158,7 @@ async fn users(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyho
 }
 
 /// The post records with their counts, and both indexes of their shards.
-async fn posts(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyhow::Result<u64> {
+async fn posts(tx: &Transaction<'_>, redis: &mut Conn) -> anyhow::Result<u64> {
     let sql = "SELECT p.id, p.author_id, COALESCE(NULLIF(p.author_name, ''), u.name, ''), \
                       p.caption, p.image_id, p.width, p.height, \
                       to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
@@ -169,16 +169,17 @@ async fn posts(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyho
                ORDER BY p.id";
     let conn = redis.clone();
     let n = for_each_chunk(tx, sql, ROWS_PER_FETCH, |rows| {
-        let mut conn = conn.clone();
+        let conn = conn.clone();
         async move {
-            let mut pipe = redis::pipe();
+            let mut bulk = Bulk::for_conn(&conn);
             for row in &rows {
                 let id: i64 = row.get(0);
                 let post = PostId::new(u64::try_from(id).unwrap_or(0))
                     .with_context(|| format!("post id {id} is not a valid id"))?;
                 let k = PostKeys::new(post);
                 let likes: i64 = row.get(8);
-                pipe.cmd("HSET")
+                bulk.on(&k.post)
+                    .cmd("HSET")
                     .arg(&k.post)
                     .arg(post_field::ID)
                     .arg(id)
@@ -199,10 +200,10 @@ async fn posts(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyho
                     .arg(post_field::CREATED_AT)
                     .arg(row.get::<_, &str>(7))
                     .ignore();
-                pipe.zadd(&k.new_index, id, id).ignore();
-                pipe.zadd(&k.top, id, likes).ignore();
+                bulk.on(&k.new_index).zadd(&k.new_index, id, id).ignore();
+                bulk.on(&k.top).zadd(&k.top, id, likes).ignore();
             }
-            let _: () = pipe.query_async(&mut conn).await?;
+            bulk.run(&conn).await?;
             Ok(())
         }
     })
@@ -217,27 +218,26 @@ async fn posts(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyho
 
 /// Counts of posts liked before their creation reached PostgreSQL (or never created): Redis had
 /// a `likes`-only hash and a `top` entry for them, which a later `post.lua` builds on.
-async fn counts_only(
-    tx: &Transaction<'_>,
-    redis: &mut MultiplexedConnection,
-) -> anyhow::Result<u64> {
+async fn counts_only(tx: &Transaction<'_>, redis: &mut Conn) -> anyhow::Result<u64> {
     let sql = "SELECT c.post_id, c.likes FROM post_like_counts c \
                WHERE NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = c.post_id) ORDER BY 1";
     let conn = redis.clone();
     for_each_chunk(tx, sql, ROWS_PER_FETCH, |rows| {
-        let mut conn = conn.clone();
+        let conn = conn.clone();
         async move {
-            let mut pipe = redis::pipe();
+            let mut bulk = Bulk::for_conn(&conn);
             for row in &rows {
                 let (id, likes): (i64, i64) = (row.get(0), row.get(1));
                 let Some(post) = u64::try_from(id).ok().and_then(PostId::new) else {
                     continue;
                 };
                 let k = PostKeys::new(post);
-                pipe.hset(&k.post, post_field::LIKES, likes).ignore();
-                pipe.zadd(&k.top, id, likes).ignore();
+                bulk.on(&k.post)
+                    .hset(&k.post, post_field::LIKES, likes)
+                    .ignore();
+                bulk.on(&k.top).zadd(&k.top, id, likes).ignore();
             }
-            let _: () = pipe.query_async(&mut conn).await?;
+            bulk.run(&conn).await?;
             Ok(())
         }
     })
@@ -245,15 +245,14 @@ async fn counts_only(
 }
 
 /// The recent likers lists, replaced whole (newest first, as the like script keeps them).
-async fn recent(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyhow::Result<u64> {
+async fn recent(tx: &Transaction<'_>, redis: &mut Conn) -> anyhow::Result<u64> {
     let sql = "SELECT post_id, recent_likers FROM post_like_counts \
                WHERE cardinality(recent_likers) > 0 ORDER BY 1";
     let conn = redis.clone();
     for_each_chunk(tx, sql, ROWS_PER_FETCH, |rows| {
-        let mut conn = conn.clone();
+        let conn = conn.clone();
         async move {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
+            let mut bulk = Bulk::for_conn(&conn).atomic();
             for row in &rows {
                 let id: i64 = row.get(0);
                 let Some(post) = u64::try_from(id).ok().and_then(PostId::new) else {
@@ -261,10 +260,13 @@ async fn recent(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyh
                 };
                 let list: Vec<i64> = row.get(1);
                 let k = PostKeys::new(post);
-                pipe.del(&k.recent).ignore();
-                pipe.rpush(&k.recent, list).ignore();
+                bulk.on(&k.recent)
+                    .del(&k.recent)
+                    .ignore()
+                    .rpush(&k.recent, list)
+                    .ignore();
             }
-            let _: () = pipe.query_async(&mut conn).await?;
+            bulk.run(&conn).await?;
             Ok(())
         }
     })
@@ -292,29 +294,29 @@ pub fn queue_restore(pipe: &mut redis::Pipeline, post: PostId, users: &[i64]) {
 }
 
 /// The likers dedupe structures, from the like rows in (post, user) order.
-async fn likers(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyhow::Result<u64> {
+async fn likers(tx: &Transaction<'_>, redis: &mut Conn) -> anyhow::Result<u64> {
     let conn = redis.clone();
     for_each_chunk(
         tx,
         "SELECT post_id, user_id FROM likes ORDER BY post_id, user_id",
         ROWS_PER_FETCH * 5,
         |rows| {
-            let mut conn = conn.clone();
+            let conn = conn.clone();
             async move {
-                let mut pipe = redis::pipe();
+                let mut bulk = Bulk::for_conn(&conn);
                 let mut run: Vec<i64> = Vec::new();
                 let mut current: Option<i64> = None;
                 for row in &rows {
                     let (p, u): (i64, i64) = (row.get(0), row.get(1));
                     if current != Some(p) {
-                        flush_run(&mut pipe, current, &run);
+                        flush_run(&mut bulk, current, &run);
                         run.clear();
                         current = Some(p);
                     }
                     run.push(u);
                 }
-                flush_run(&mut pipe, current, &run);
-                let _: () = pipe.query_async(&mut conn).await?;
+                flush_run(&mut bulk, current, &run);
+                bulk.run(&conn).await?;
                 Ok(())
             }
         },
@@ -322,27 +324,27 @@ async fn likers(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyh
     .await
 }
 
-fn flush_run(pipe: &mut redis::Pipeline, post: Option<i64>, users: &[i64]) {
+fn flush_run(bulk: &mut Bulk, post: Option<i64>, users: &[i64]) {
     if let Some(post) = post
         .and_then(|p| u64::try_from(p).ok())
         .and_then(PostId::new)
         && !users.is_empty()
     {
-        queue_restore(pipe, post, users);
+        queue_restore(bulk.on(&PostKeys::new(post).likers), post, users);
     }
 }
 
 /// The image hashes: both variants with their ETags and sizes, the fields the upload writes.
-async fn images(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyhow::Result<u64> {
+async fn images(tx: &Transaction<'_>, redis: &mut Conn) -> anyhow::Result<u64> {
     let conn = redis.clone();
     for_each_chunk(
         tx,
         "SELECT id, variant, etag, bytes, width, height FROM images ORDER BY id, variant",
         IMAGES_PER_FETCH,
         |rows| {
-            let mut conn = conn.clone();
+            let conn = conn.clone();
             async move {
-                let mut pipe = redis::pipe();
+                let mut bulk = Bulk::for_conn(&conn);
                 for row in &rows {
                     let id: &str = row.get(0);
                     let v = if row.get::<_, &str>(1) == variants::FULL.name {
@@ -350,8 +352,10 @@ async fn images(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyh
                     } else {
                         variants::THUMB
                     };
-                    pipe.cmd("HSET")
-                        .arg(keys::image_key(id))
+                    let key = keys::image_key(id);
+                    bulk.on(&key)
+                        .cmd("HSET")
+                        .arg(&key)
                         .arg(v.bytes)
                         .arg(row.get::<_, &[u8]>(3))
                         .arg(v.etag)
@@ -362,7 +366,7 @@ async fn images(tx: &Transaction<'_>, redis: &mut MultiplexedConnection) -> anyh
                         .arg(row.get::<_, i32>(5))
                         .ignore();
                 }
-                let _: () = pipe.query_async(&mut conn).await?;
+                bulk.run(&conn).await?;
                 Ok(())
             }
         },

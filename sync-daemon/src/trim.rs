@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use redis::aio::MultiplexedConnection;
+use service_kit::redis::Conn;
 
 use crate::checkpoint::StreamPos;
 
@@ -33,7 +33,7 @@ pub(crate) fn id_field(g: &HashMap<String, redis::Value>, k: &str) -> Option<Str
 /// Trims `stream` once; returns how many entries were removed.
 pub async fn trim_once(
     pool: &Pool,
-    redis: &mut MultiplexedConnection,
+    redis: &mut Conn,
     stream: &str,
     keep: Duration,
     now_ms: u64,

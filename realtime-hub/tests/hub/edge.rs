@@ -17,7 +17,13 @@ pub struct Edge {
 impl Edge {
     /// Starts `target/release/edge-host` on a free port against `redis`.
     pub async fn start(redis: &testkit::TestRedis) -> Self {
-        let process = EdgeProcess::start(redis, "realtime-hub-test-secret-not-for-production");
+        Self::start_at(redis.edge_variables()).await
+    }
+
+    /// [`Edge::start`] with the edge's Redis variables given (a cluster's, for instance).
+    pub async fn start_at(variables: [(&'static str, String); 3]) -> Self {
+        let process =
+            EdgeProcess::start_at(variables, "realtime-hub-test-secret-not-for-production");
         Self {
             base: process.base.clone(),
             _process: process,
@@ -41,22 +47,27 @@ impl Edge {
 
     /// `PUT` (like) or `DELETE` (unlike) `/api/posts/{post}/like`.
     pub async fn like(&self, token: &str, post: PostId, on: bool) -> LikeResponse {
+        let r = self.try_like(token, post, on).await;
+        assert_eq!(r.status(), 200, "like {post} (on = {on})");
+        r.json().await.expect("like body")
+    }
+
+    /// The like request and its response, whatever its status.
+    pub async fn try_like(&self, token: &str, post: PostId, on: bool) -> reqwest::Response {
         let url = format!("{}/api/posts/{post}/like", self.base);
         let req = if on {
             self.http.put(url)
         } else {
             self.http.delete(url)
         };
-        let r = req.bearer_auth(token).send().await.expect("like request");
-        assert_eq!(r.status(), 200, "like {post} (on = {on})");
-        r.json().await.expect("like body")
+        req.bearer_auth(token).send().await.expect("like request")
     }
 }
 
 /// Creates the post record with the real post script, as `POST /api/posts` does after storing
 /// the image, so the edge accepts likes on it.
 pub async fn create_post(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
     post: PostId,
     author: &User,
 ) {

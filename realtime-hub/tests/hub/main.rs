@@ -2,6 +2,7 @@
 //! `realtime_hub::run`, a raw Engine.IO/Socket.IO v4 client over WebSocket, the official JS
 //! client, and real likes through the release edge host (`edge`).
 
+mod cluster;
 mod coalescing;
 mod edge;
 mod heartbeat;

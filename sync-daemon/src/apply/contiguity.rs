@@ -6,7 +6,7 @@
 //! [`contiguous_len`] asks Redis for what they need.
 
 use anyhow::Context;
-use redis::aio::MultiplexedConnection;
+use service_kit::redis::Conn;
 
 use super::Entry;
 use crate::checkpoint::StreamPos;
@@ -38,7 +38,7 @@ pub fn contiguous_prefix(fresh: &[&Entry], stream_ids: &[String]) -> usize {
 /// either pending somewhere or not delivered yet, since entries are acknowledged only once
 /// committed), so the stream is not read a second time to prove it.
 pub async fn contiguous_len(
-    redis: &mut MultiplexedConnection,
+    redis: &mut Conn,
     stream: &str,
     reader: Option<(&str, &str)>,
     checkpoint: Option<StreamPos>,
@@ -69,7 +69,7 @@ pub async fn contiguous_len(
 /// Whether `consumer` is the only consumer of `group` with entries pending on `stream` (the
 /// summary form of `XPENDING`: one line per consumer, not per entry).
 async fn only_pending_at(
-    redis: &mut MultiplexedConnection,
+    redis: &mut Conn,
     stream: &str,
     group: &str,
     consumer: &str,

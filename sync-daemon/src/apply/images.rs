@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use deadpool_postgres::Transaction;
 use likes_core::keys::{self, image_field as f};
-use redis::aio::MultiplexedConnection;
+use service_kit::redis::Conn;
 
 use super::fold::PostRow;
 use super::sql;
@@ -50,7 +50,7 @@ pub const THUMB: VariantFields = VariantFields {
 /// post back: it is logged and counted in `sync_missing_images_total`.
 pub async fn copy_images(
     tx: &Transaction<'_>,
-    redis: &mut MultiplexedConnection,
+    redis: &mut Conn,
     posts: &[PostRow],
 ) -> anyhow::Result<()> {
     if posts.is_empty() {

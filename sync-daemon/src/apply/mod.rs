@@ -25,7 +25,7 @@ mod sql;
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use likes_core::events::{EventError, StreamEvent};
-use redis::aio::MultiplexedConnection;
+use service_kit::redis::Conn;
 
 use crate::checkpoint::{self, StreamPos};
 
@@ -93,7 +93,7 @@ pub struct Applied {
 /// second time to prove it.
 pub async fn apply_batch(
     pool: &Pool,
-    redis: &mut MultiplexedConnection,
+    redis: &mut Conn,
     stream: &str,
     reader: Option<(&str, &str)>,
     entries: &[Entry],

@@ -2,6 +2,7 @@
 //! written by the production Lua scripts.
 
 mod admin;
+mod cluster;
 mod crash;
 mod exactly_once;
 mod outage;

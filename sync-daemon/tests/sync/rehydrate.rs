@@ -9,15 +9,16 @@ use likes_core::api::{FeedCursor, FeedQuery, FeedSort};
 use likes_core::keys::{self, PostKeys, post_field};
 use likes_core::scripts::{self, CardinalityCall, ContainsCall, FeedCall, FeedReply};
 use likes_core::{PostId, UserId};
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionLike;
 
 use crate::support::{
-    Env, InProcess, Lcg, Model, api_user, create_post, like, like_into, make_image, store_image,
+    Env, InProcess, Lcg, Model, Store, api_user, create_post, like, like_into, make_image,
+    store_image,
 };
 
 /// Every page of one feed order, as the edge reads it for `viewer`.
 async fn feed(
-    conn: &mut MultiplexedConnection,
+    conn: &mut (impl ConnectionLike + Send),
     sort: FeedSort,
     viewer: Option<UserId>,
 ) -> Vec<FeedReply> {
@@ -39,7 +40,7 @@ async fn feed(
 }
 
 async fn one_post(
-    conn: &mut MultiplexedConnection,
+    conn: &mut (impl ConnectionLike + Send),
     post: u64,
     viewer: Option<UserId>,
 ) -> FeedReply {
@@ -50,7 +51,7 @@ async fn one_post(
 
 /// One read of the feed script, as the feed component makes it.
 async fn read(
-    conn: &mut MultiplexedConnection,
+    conn: &mut (impl ConnectionLike + Send),
     script: &redis::Script,
     call: &FeedCall,
     viewer: Option<UserId>,
@@ -67,7 +68,7 @@ async fn read(
 }
 
 /// Every likers page of `post`, as `GET /api/posts/{id}/likers` pages them.
-async fn likers(conn: &mut MultiplexedConnection, post: u64) -> Vec<Vec<u64>> {
+async fn likers(conn: &mut (impl ConnectionLike + Send), post: u64) -> Vec<Vec<u64>> {
     let post = PostId::new(post).expect("nonzero");
     let script = redis::Script::new(scripts::LIKERS.source);
     let mut pages = Vec::new();
@@ -90,7 +91,7 @@ async fn likers(conn: &mut MultiplexedConnection, post: u64) -> Vec<Vec<u64>> {
     }
 }
 
-async fn contains(conn: &mut MultiplexedConnection, post: u64, user: u64) -> i64 {
+async fn contains(conn: &mut (impl ConnectionLike + Send), post: u64, user: u64) -> i64 {
     let call = ContainsCall {
         post: PostId::new(post).expect("nonzero"),
         user: UserId::new(user).expect("nonzero"),
@@ -102,7 +103,7 @@ async fn contains(conn: &mut MultiplexedConnection, post: u64, user: u64) -> i64
         .expect("contains script")
 }
 
-async fn cardinality(conn: &mut MultiplexedConnection, post: u64) -> i64 {
+async fn cardinality(conn: &mut (impl ConnectionLike + Send), post: u64) -> i64 {
     let call = CardinalityCall {
         post: PostId::new(post).expect("nonzero"),
     };
@@ -128,7 +129,7 @@ struct Snapshot {
 }
 
 async fn snapshot(
-    conn: &mut MultiplexedConnection,
+    conn: &mut (impl ConnectionLike + Send),
     posts: u64,
     viewers: &[u64],
     images: &[String],
@@ -213,7 +214,7 @@ async fn snapshot(
 }
 
 /// Keys of every stream, to prove rehydrate wrote no entries.
-async fn stream_lengths(conn: &mut MultiplexedConnection) -> Vec<i64> {
+async fn stream_lengths(conn: &mut (impl ConnectionLike + Send)) -> Vec<i64> {
     let mut out = Vec::new();
     for stream in keys::all_streams() {
         out.push(
@@ -236,7 +237,7 @@ struct World {
 
 /// Users, posts with images, and likes (a dense post past the array/bitmap threshold, users
 /// beyond one roaring container, unlikes that thin the recent lists), all by the real scripts.
-async fn populate(conn: &mut MultiplexedConnection) -> World {
+async fn populate(conn: &mut (impl ConnectionLike + Send)) -> World {
     let mut authors = Vec::new();
     for name in ["ann", "bob", "cy", "dee"] {
         authors.push(api_user(conn, name).await);
@@ -300,24 +301,39 @@ async fn populate(conn: &mut MultiplexedConnection) -> World {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flushall_then_rehydrate_serves_exactly_what_was_persisted() {
     let (env, mut conn) = Env::with_conn().await;
-    let world = populate(&mut conn).await;
+    flushall_then_rehydrate(&env, &mut conn).await;
+}
+
+/// The same on a Redis Cluster of 3 primaries with replicas: every pipeline of the rebuild is
+/// split by slot, and every read after it is the same as before, shard by shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushall_then_rehydrate_rebuilds_a_cluster_exactly() {
+    let env = Env::cluster();
+    let mut conn = env.redis.async_conn().await;
+    flushall_then_rehydrate(&env, &mut conn).await;
+}
+
+/// Populates, drains, snapshots every read; then `FLUSHALL` (every primary, on a cluster),
+/// rehydrate twice, and the snapshot must be the same, with no stream entry written.
+async fn flushall_then_rehydrate(env: &Env<impl Store>, conn: &mut (impl ConnectionLike + Send)) {
+    let world = populate(conn).await;
     let config = env.config();
     let group = config.group.clone();
     let daemon = InProcess::spawn(config.clone());
-    env.wait_drained(&mut conn, &group).await;
+    env.wait_drained(conn, &group).await;
     daemon.stop().await;
-    env.assert_matches(&mut conn, &world.model).await;
-    let before = snapshot(&mut conn, world.posts, &world.viewers, &world.images).await;
+    env.assert_matches(conn, &world.model).await;
+    let before = snapshot(conn, world.posts, &world.viewers, &world.images).await;
     assert!(before.counts[&3].1 > 3_000, "post 3 is dense");
 
     let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut conn)
+        .query_async(conn)
         .await
         .expect("FLUSHALL");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sync-daemon"))
         .args([
             "--redis-url",
-            &env.redis.url_as(testkit::Role::Daemon),
+            &env.redis.daemon_url(),
             "--database-url",
             &env.pg.url(),
             "rehydrate",
@@ -330,35 +346,34 @@ async fn flushall_then_rehydrate_serves_exactly_what_was_persisted() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        stream_lengths(&mut conn).await,
+        stream_lengths(conn).await,
         vec![0; keys::all_streams().len()]
     );
-    let after = snapshot(&mut conn, world.posts, &world.viewers, &world.images).await;
+    let after = snapshot(conn, world.posts, &world.viewers, &world.images).await;
     assert_eq!(after, before);
 
     // Idempotent: a second run (in-process this time) changes nothing.
-    let again =
-        sync_daemon::rehydrate::rehydrate(&env.pg.url(), &env.redis.url_as(testkit::Role::Daemon))
-            .await
-            .expect("rehydrate");
+    let again = sync_daemon::rehydrate::rehydrate(&env.pg.url(), &env.redis.daemon_url())
+        .await
+        .expect("rehydrate");
     assert_eq!(again.likes as usize, world.model.likes.len());
     assert_eq!(
-        snapshot(&mut conn, world.posts, &world.viewers, &world.images).await,
+        snapshot(conn, world.posts, &world.viewers, &world.images).await,
         before
     );
     assert_eq!(
-        stream_lengths(&mut conn).await,
+        stream_lengths(conn).await,
         vec![0; keys::all_streams().len()]
     );
 
     // Life goes on: new likes sync on top of the rehydrated state.
     let mut model = world.model;
     let daemon = InProcess::spawn(config);
-    like_into(&mut conn, &mut model, 1, 999_999, true).await;
-    like_into(&mut conn, &mut model, 3, 10, false).await;
-    env.wait_drained(&mut conn, &group).await;
+    like_into(conn, &mut model, 1, 999_999, true).await;
+    like_into(conn, &mut model, 3, 10, false).await;
+    env.wait_drained(conn, &group).await;
     daemon.stop().await;
-    env.assert_matches(&mut conn, &model).await;
+    env.assert_matches(conn, &model).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,13 +7,52 @@ use std::time::{Duration, Instant};
 use likes_core::keys::{self, PostKeys};
 use likes_core::scripts::{self, LikeCall, SessionCall};
 use likes_core::{PostId, UserId};
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use sync_daemon::Config;
-use testkit::{TestPostgres, TestRedis};
+use testkit::{TestCluster, TestPostgres, TestRedis};
 
-pub struct Env {
-    pub redis: TestRedis,
+/// The servers of one test: a Redis (a [`TestRedis`], or a [`TestCluster`]) and PostgreSQL.
+pub struct Env<R = TestRedis> {
+    pub redis: R,
     pub pg: TestPostgres,
+}
+
+/// A Redis the daemon can be pointed at.
+pub trait Store {
+    /// The URL the daemon connects with, as its role.
+    fn daemon_url(&self) -> String;
+}
+
+impl Store for TestRedis {
+    fn daemon_url(&self) -> String {
+        self.url_as(testkit::Role::Daemon)
+    }
+}
+
+impl Store for TestCluster {
+    fn daemon_url(&self) -> String {
+        self.url_as(testkit::Role::Daemon)
+    }
+}
+
+impl Env<TestCluster> {
+    /// A Redis Cluster of 3 primaries with a replica each, and PostgreSQL.
+    pub fn cluster() -> Self {
+        init_tracing();
+        Self {
+            redis: TestCluster::start(3, 1),
+            pg: TestPostgres::start(),
+        }
+    }
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
 }
 
 impl Env {
@@ -30,30 +69,18 @@ impl Env {
 
     /// Like [`Env::start`], with extra `redis-server` arguments (e.g. persistence).
     pub fn start_with_redis(redis_args: &[&str]) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "warn".into()),
-            )
-            .with_test_writer()
-            .try_init();
+        init_tracing();
         Self {
             redis: TestRedis::start_with(redis_args),
             pg: TestPostgres::start(),
         }
     }
+}
 
+impl<R: Store> Env<R> {
     /// A config for tests: small batches, fast retries.
     pub fn config(&self) -> Config {
-        let mut c = Config::new(self.redis.url_as(testkit::Role::Daemon), self.pg.url());
-        c.batch_max = 64;
-        c.batch_wait = Duration::from_millis(5);
-        c.idle_block = Duration::from_millis(200);
-        c.backoff_min = Duration::from_millis(20);
-        c.backoff_max = Duration::from_millis(400);
-        c.pg_pool_size = 4;
-        c.claim_idle = Duration::from_millis(300);
-        c
+        test_config(self.redis.daemon_url(), &self.pg)
     }
 
     /// An in-process daemon with the default test configuration, and its consumer group.
@@ -65,7 +92,7 @@ impl Env {
 
     /// Runs one in-process daemon with the default test configuration until every stream is
     /// drained, then stops it.
-    pub async fn drain_once(&self, conn: &mut MultiplexedConnection) {
+    pub async fn drain_once(&self, conn: &mut (impl ConnectionLike + Send)) {
         let (daemon, group) = self.spawn_daemon();
         self.wait_drained(conn, &group).await;
         daemon.stop().await;
@@ -73,7 +100,7 @@ impl Env {
 
     /// Loses every checkpoint and rewinds `group` to the start of every stream: the next
     /// daemon replays everything, which must add nothing.
-    pub async fn forget_progress(&self, conn: &mut MultiplexedConnection, group: &str) {
+    pub async fn forget_progress(&self, conn: &mut (impl ConnectionLike + Send), group: &str) {
         self.pg.psql("DELETE FROM stream_checkpoints");
         for stream in keys::all_streams() {
             let _: () = redis::cmd("XGROUP")
@@ -89,7 +116,7 @@ impl Env {
 
     /// Waits until every stream's group has delivered and acknowledged everything (which implies
     /// committed).
-    pub async fn wait_drained(&self, conn: &mut MultiplexedConnection, group: &str) {
+    pub async fn wait_drained(&self, conn: &mut (impl ConnectionLike + Send), group: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let mut done = true;
@@ -159,7 +186,7 @@ impl Env {
     }
 
     /// Asserts PostgreSQL holds exactly `model` (rows, counts) and that Redis agrees.
-    pub async fn assert_matches(&self, conn: &mut MultiplexedConnection, model: &Model) {
+    pub async fn assert_matches(&self, conn: &mut (impl ConnectionLike + Send), model: &Model) {
         assert_eq!(
             self.sql_likes(),
             model.likes,
@@ -178,6 +205,19 @@ impl Env {
             assert_eq!(redis_n, n, "redis count of post {post}");
         }
     }
+}
+
+/// The daemon's test configuration (small batches, fast retries) against `redis_url`.
+pub fn test_config(redis_url: String, pg: &TestPostgres) -> Config {
+    let mut c = Config::new(redis_url, pg.url());
+    c.batch_max = 64;
+    c.batch_wait = Duration::from_millis(5);
+    c.idle_block = Duration::from_millis(200);
+    c.backoff_min = Duration::from_millis(20);
+    c.backoff_max = Duration::from_millis(400);
+    c.pg_pool_size = 4;
+    c.claim_idle = Duration::from_millis(300);
+    c
 }
 
 /// What should be true: the set of (post, user) likes, as Redis decided it.
@@ -200,7 +240,12 @@ impl Model {
 
 /// A like or unlike through the production script and its typed call (no post-exists check:
 /// posts do not exist yet). Returns `(count, changed)`.
-pub async fn like(conn: &mut MultiplexedConnection, post: u64, user: u64, on: bool) -> (i64, bool) {
+pub async fn like(
+    conn: &mut (impl ConnectionLike + Send),
+    post: u64,
+    user: u64,
+    on: bool,
+) -> (i64, bool) {
     let call = LikeCall {
         post: PostId::new(post).expect("nonzero"),
         user: UserId::new(user).expect("nonzero"),
@@ -221,7 +266,7 @@ pub async fn like(conn: &mut MultiplexedConnection, post: u64, user: u64, on: bo
 
 /// Applies a like/unlike and records it in the model.
 pub async fn like_into(
-    conn: &mut MultiplexedConnection,
+    conn: &mut (impl ConnectionLike + Send),
     model: &mut Model,
     post: u64,
     user: u64,
@@ -239,7 +284,7 @@ pub async fn like_into(
 }
 
 /// Creates a user through the production session script; returns its id.
-pub async fn create_user(conn: &mut MultiplexedConnection, name: &str) -> u64 {
+pub async fn create_user(conn: &mut (impl ConnectionLike + Send), name: &str) -> u64 {
     let ts = likes_core::time::rfc3339_ms(now_ms());
     let call = SessionCall { name, ts: &ts };
     testkit::invocation(
@@ -274,7 +319,7 @@ impl Lcg {
 
 /// `n` random likes/unlikes over `posts` posts and `users` users (70 % likes).
 pub async fn random_ops(
-    conn: &mut MultiplexedConnection,
+    conn: &mut (impl ConnectionLike + Send),
     model: &mut Model,
     rng: &mut Lcg,
     n: usize,
@@ -314,11 +359,11 @@ impl InProcess {
 }
 
 /// The real binary as a child process.
-pub fn spawn_binary(env: &Env, extra: &[&str]) -> std::process::Child {
+pub fn spawn_binary(env: &Env<impl Store>, extra: &[&str]) -> std::process::Child {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sync-daemon"));
     cmd.args([
         "--redis-url",
-        &env.redis.url_as(testkit::Role::Daemon),
+        &env.redis.daemon_url(),
         "--database-url",
         &env.pg.url(),
         "--batch-wait-ms",
@@ -352,7 +397,7 @@ pub fn make_image(w: u32, h: u32, seed: u8) -> likes_images::Processed {
 
 /// Stores an image's variants under `img:<id>` the way the upload path does: bytes, ETags and
 /// sizes.
-pub async fn store_image(conn: &mut MultiplexedConnection, img: &likes_images::Processed) {
+pub async fn store_image(conn: &mut (impl ConnectionLike + Send), img: &likes_images::Processed) {
     use likes_core::keys::image_field as f;
     store_legacy_image(conn, img).await;
     let _: () = redis::cmd("HSET")
@@ -372,7 +417,10 @@ pub async fn store_image(conn: &mut MultiplexedConnection, img: &likes_images::P
 
 /// Stores an image's variants the way components did before sizes were stored with them:
 /// bytes and ETags only.
-pub async fn store_legacy_image(conn: &mut MultiplexedConnection, img: &likes_images::Processed) {
+pub async fn store_legacy_image(
+    conn: &mut (impl ConnectionLike + Send),
+    img: &likes_images::Processed,
+) {
     use likes_core::keys::image_field as f;
     let _: () = redis::cmd("HSET")
         .arg(keys::image_key(img.image_id()))
@@ -392,7 +440,7 @@ pub async fn store_legacy_image(conn: &mut MultiplexedConnection, img: &likes_im
 /// Creates a post through the production post script (ids from `{posts}:seq`, as the edge
 /// allocates them). Returns the new post id.
 pub async fn create_post(
-    conn: &mut MultiplexedConnection,
+    conn: &mut (impl ConnectionLike + Send),
     author: &likes_core::api::User,
     caption: &str,
     image: &str,
@@ -424,7 +472,10 @@ pub async fn create_post(
 }
 
 /// A user created through the session script, as the API names it.
-pub async fn api_user(conn: &mut MultiplexedConnection, name: &str) -> likes_core::api::User {
+pub async fn api_user(
+    conn: &mut (impl ConnectionLike + Send),
+    name: &str,
+) -> likes_core::api::User {
     let id = create_user(conn, name).await;
     likes_core::api::User {
         id: UserId::new(id).expect("nonzero"),

@@ -20,6 +20,12 @@ impl EdgeProcess {
     /// sessions with `secret`. Fails with one line naming the command to run when the binary or
     /// the components are missing.
     pub fn start(redis: &crate::TestRedis, secret: &str) -> Self {
+        Self::start_at(redis.edge_variables(), secret)
+    }
+
+    /// [`EdgeProcess::start`] with the edge's Redis variables given (`redis_host`, its user and
+    /// password): a [`crate::TestCluster`]'s, for instance.
+    pub fn start_at(variables: [(&'static str, String); 3], secret: &str) -> Self {
         let root = workspace_root();
         let bin = root.join("target/release/edge-host");
         assert!(
@@ -37,7 +43,7 @@ impl EdgeProcess {
         }
         let port = free_port();
         let mut cmd = Command::new(&bin);
-        for (name, value) in redis.edge_variables() {
+        for (name, value) in variables {
             cmd.args(["--variable", &format!("{name}={value}")]);
         }
         let child = cmd

@@ -436,55 +436,30 @@ pub fn stream_events(
         .collect()
 }
 
-/// A test's subscription to sharded Pub/Sub channels (`SSUBSCRIBE`) on one Redis, as the hub
-/// sees what the scripts `SPUBLISH`. The connection speaks RESP3, where messages are pushes:
-/// redis-rs subscribes to sharded channels only on its cluster connection, and on a plain one a
-/// command sent without awaiting a reply delivers the confirmations and messages as pushes.
-pub struct ShardSubscription {
-    _conn: redis::aio::MultiplexedConnection,
-    pushes: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
-}
+/// A test's `SSUBSCRIBE` to shard channels, through the services' own subscriber
+/// ([`service_kit::redis::Redis::subscribe_shards`]), so a test sees what the scripts
+/// `SPUBLISH` exactly as the hub does.
+pub struct ShardSubscription(service_kit::redis::ShardSubscription);
 
 impl ShardSubscription {
-    /// Subscribes to `channels` on the Redis at `url` and waits for every confirmation.
+    /// Subscribes to `channels` on the Redis (or cluster) at `url` and waits for every
+    /// confirmation.
     pub async fn start(url: &str, channels: &[String]) -> Self {
-        let client = redis::Client::open(format!("{url}?protocol=resp3")).expect("redis url");
-        let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
-        let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
+        let redis = service_kit::redis::Redis::open(url).expect("redis url");
+        let subscription = redis
+            .subscribe_shards(channels, &service_kit::redis::Options::default())
             .await
-            .expect("a RESP3 connection");
-        redis::cmd("SSUBSCRIBE")
-            .arg(channels)
-            .set_no_response(true)
-            .exec_async(&mut conn)
-            .await
-            .expect("SSUBSCRIBE sent");
-        let mut confirmed = 0;
-        while confirmed < channels.len() {
-            let push = tokio::time::timeout(Duration::from_secs(5), pushes.recv())
-                .await
-                .expect("SSUBSCRIBE confirmed in time")
-                .expect("the connection stays open");
-            assert_eq!(push.kind, redis::PushKind::SSubscribe, "{push:?}");
-            confirmed += 1;
-        }
-        Self {
-            _conn: conn,
-            pushes,
-        }
+            .expect("SSUBSCRIBE confirmed");
+        Self(subscription)
     }
 
-    /// The next message within `timeout`, `None` when none came.
+    /// The next message within `timeout`, `None` when none came. Panics if the subscription
+    /// was lost: a test's Redis does not go away under it unless the test did that.
     pub async fn next(&mut self, timeout: Duration) -> Option<redis::Msg> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let push = tokio::time::timeout_at(deadline, self.pushes.recv())
-                .await
-                .ok()??;
-            if let Some(msg) = redis::Msg::from_push_info(push) {
-                return Some(msg);
+        match tokio::time::timeout(timeout, self.0.next()).await.ok()? {
+            service_kit::redis::Event::Message(msg) => Some(msg),
+            service_kit::redis::Event::Lost(why) => {
+                panic!("the test's subscription was lost: {why}")
             }
         }
     }
