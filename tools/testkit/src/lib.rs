@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dev_servers::Persistence;
-
 pub use cluster::TestCluster;
 pub use likes_core::acl::Role;
 
@@ -25,7 +23,7 @@ pub fn role_password(role: Role) -> String {
     format!("test-{}-password", role.user())
 }
 
-pub use dev_servers::workspace_root;
+pub use dev_servers::{Persistence, workspace_root};
 
 /// The edge's Redis variables (`redis_host`, `redis_user`, `redis_password`) for a Redis at
 /// `host`, connecting as the edge's role.

@@ -6,6 +6,7 @@ mod cluster;
 mod conformance;
 mod differences;
 mod durability;
+mod failover;
 mod host;
 mod posts;
 mod static_app;
