@@ -128,6 +128,20 @@ pub fn ensure_redis() -> anyhow::Result<()> {
     apt_install("redis-server", &["redis-server"])
 }
 
+/// The `haproxy` binary (`up --cluster`'s load balancer). Debian installs it in /usr/sbin, which
+/// is not on every user's PATH.
+pub fn ensure_haproxy() -> anyhow::Result<PathBuf> {
+    let find = || {
+        which("haproxy")
+            .or_else(|| Some(PathBuf::from("/usr/sbin/haproxy")).filter(|p| p.is_file()))
+    };
+    if let Some(path) = find() {
+        return Ok(path);
+    }
+    apt_install("HAProxy", &["haproxy"])?;
+    find().context("HAProxy was installed but `haproxy` is still not found")
+}
+
 /// Directory of the PostgreSQL server binaries (`initdb`, `postgres`, `createdb`).
 pub fn postgres_bin_dir() -> Option<PathBuf> {
     dev_servers::postgres_bin_dir()

@@ -10,4 +10,5 @@ pub mod load;
 pub mod soak;
 pub mod test;
 pub mod up;
+pub mod up_cluster;
 pub mod vendor_check;

@@ -16,11 +16,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{AsyncCommands, AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Value};
+use redis::{AsyncCommands, AsyncConnectionConfig, RedisError, Value};
 use wasmtime::component::Resource;
 
 use super::HostState;
@@ -42,40 +40,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// 50–500 ms: about a second, after which the guest gets the error (a 503 to its client).
 const CLUSTER_RETRIES: u32 = 4;
 
-/// A pooled connection: to one Redis, or to a Redis Cluster.
-#[derive(Clone)]
-enum Link {
-    Single(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Link {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
-        }
-    }
-}
+// A pooled connection: to one Redis (`Single`), or to a Redis Cluster (`Cluster`); the pool
+// never makes the self-repairing `Managed` kind, it replaces broken connections itself.
+use service_kit::redis::Conn as Link;
 
 /// What an address turned out to be.
 enum Kind {

@@ -1,12 +1,15 @@
 //! A primary of a real Redis Cluster (3 primaries, a replica each, AOF on) dies while likes
-//! flow: killed -9 (then restarted), or lost with its disk (then replaced by an empty node).
+//! flow: killed -9 (then restarted), or lost with its disk (then replaced by an empty node);
+//! the likes go on until that shard answers 200s again.
 //! The cluster promotes its replica by itself; the dead node rejoins as the new replica. Under
 //! `like_durability = replicated` every like the edge answered 200 is there afterwards; under
 //! `memory` some may not be (the test reports how many). In both, nothing is counted twice:
 //! every post's count equals its dedupe cardinality.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use likes_core::keys::{PostKeys, post_field};
 use likes_core::scripts::{self, CardinalityCall, ContainsCall};
@@ -18,8 +21,11 @@ use crate::support::{Runtime, TestEdge, like, seed_posts, sign_in};
 
 /// Concurrent clients, each liking its own (post, user) pairs one after another.
 const WORKERS: usize = 8;
-/// More likes than the run can send: the workers stop once the failover is over.
-const USERS: usize = 500;
+/// Likers; the workers go round their (post, user) pairs again (a repeated like is a no-op
+/// answered 200) until the failed-over shard has answered 200s again.
+const USERS: usize = 150;
+/// Likes on the failed-over shard acknowledged after the failover that end the run.
+const AFTER: usize = 10;
 /// One post per shard: every node serves some.
 const POSTS: u32 = 16;
 
@@ -106,26 +112,33 @@ async fn failover_under_load(durability: &str, lose_disk: bool) -> Option<Outcom
     let pairs: Vec<(PostId, usize)> = (0..USERS)
         .flat_map(|u| posts.iter().map(move |p| (*p, u)))
         .collect();
-    // 0 before the kill, 1 during the failover, 2 after it; the workers stop a while after.
-    let phase = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    // 0 before the kill, 1 during the failover, 2 after it, 3 to stop.
+    let phase = Arc::new(AtomicU8::new(0));
+    let after_on_victim = Arc::new(AtomicUsize::new(0));
     let workers = (0..WORKERS).map(|w| {
         let (edge, users, pairs, phase) = (&edge, &users, &pairs, &phase);
+        let (on_victim, after_on_victim) = (&on_victim, &after_on_victim);
         async move {
             let mut acked = Vec::new();
             let mut refused = 0;
-            for &(post, u) in pairs.iter().skip(w).step_by(WORKERS) {
-                let asked = phase.load(std::sync::atomic::Ordering::SeqCst);
+            for &(post, u) in pairs.iter().skip(w).step_by(WORKERS).cycle() {
+                let asked = phase.load(Ordering::SeqCst);
                 if asked > 2 {
                     break;
                 }
                 let resp = like(edge, &users[u].token, &post.to_string(), true).await;
-                let moment = match (asked, phase.load(std::sync::atomic::Ordering::SeqCst)) {
+                let moment = match (asked, phase.load(Ordering::SeqCst)) {
                     (0, 0) => Moment::BeforeTheKill,
                     (2.., _) => Moment::AfterTheFailover,
                     _ => Moment::During,
                 };
                 match resp.status().as_u16() {
-                    200 => acked.push((post, users[u].user.id, moment)),
+                    200 => {
+                        if moment == Moment::AfterTheFailover && on_victim.contains(&post) {
+                            after_on_victim.fetch_add(1, Ordering::SeqCst);
+                        }
+                        acked.push((post, users[u].user.id, moment));
+                    }
                     503 => refused += 1,
                     s => panic!("a like during a failover is 200 or 503, not {s}"),
                 }
@@ -134,10 +147,10 @@ async fn failover_under_load(durability: &str, lose_disk: bool) -> Option<Outcom
         }
     });
     // The cluster's helpers block: off the runtime, so the likes keep flowing meanwhile.
-    let marks = phase.clone();
+    let (marks, after) = (phase.clone(), after_on_victim.clone());
     let kill = tokio::task::spawn_blocking(move || {
         let mut cluster = cluster;
-        let store = |p| marks.store(p, std::sync::atomic::Ordering::SeqCst);
+        let store = |p| marks.store(p, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(300));
         store(1);
         if lose_disk {
@@ -151,7 +164,10 @@ async fn failover_under_load(durability: &str, lose_disk: bool) -> Option<Outcom
             cluster.wait_settled(Duration::from_secs(60));
         }
         store(2);
-        std::thread::sleep(Duration::from_millis(1500));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while after.load(Ordering::SeqCst) < AFTER && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         store(3);
         cluster
     });

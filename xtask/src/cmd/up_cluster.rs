@@ -1,0 +1,437 @@
+//! `cargo xtask up --cluster`: the system as a cluster on this machine, on the same public ports
+//! as `up`. A Redis Cluster of 3 primaries and 3 replicas (127.0.0.1:7001-7006, buses +10000,
+//! AOF on, data under target/dev/cluster/node-<port>/, the same ACL users as `up`), PostgreSQL
+//! as in `up`, two sync daemons, two realtime hubs and two edge hosts, with HAProxy in front: 127.0.0.1:3000 balances the edges, 127.0.0.1:3001 the hubs. Every process is
+//! supervised until Ctrl-C, then stopped in reverse start order (HAProxy first, Redis last).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use dev_servers::Persistence;
+use likes_core::acl::Role;
+
+use crate::acl::RedisUsers;
+use crate::cmd::up::{self, EDGE_ADDR, HUB_ADDR, POSTGRES_PORT};
+use crate::proc::{self, Service};
+use crate::tools::root;
+
+/// The cluster's nodes: the first three become the primaries when the cluster is created.
+const NODE_PORTS: [u16; 6] = [7001, 7002, 7003, 7004, 7005, 7006];
+/// A node's cluster bus is on its port + this.
+const BUS_OFFSET: u16 = 10_000;
+/// The node every service is given: it finds the rest of the cluster from there.
+const SEED: &str = "127.0.0.1:7001";
+/// The edge hosts behind HAProxy's :3000: (listen, admin).
+const EDGES: [(&str, &str); 2] = [
+    ("127.0.0.1:3010", "127.0.0.1:9110"),
+    ("127.0.0.1:3011", "127.0.0.1:9111"),
+];
+/// The realtime hubs behind HAProxy's :3001: (listen, admin).
+const HUBS: [(&str, &str); 2] = [
+    ("127.0.0.1:3012", "127.0.0.1:9112"),
+    ("127.0.0.1:3013", "127.0.0.1:9113"),
+];
+/// The sync daemons' admin listeners (`/metrics`, `/healthz`).
+const SYNC_ADMINS: [&str; 2] = ["127.0.0.1:3014", "127.0.0.1:3015"];
+/// HAProxy's statistics page: private, on loopback only.
+const HAPROXY_STATS: &str = "127.0.0.1:9190";
+const CLUSTER_DIR: &str = "target/dev/cluster";
+
+/// Starts everything (see the module's documentation) and supervises it until `stop`.
+pub fn run(
+    haproxy: &Path,
+    pg_bin: &Path,
+    users: &RedisUsers,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    ensure_ports_free()?;
+    // Thousands of sockets through HAProxy need as many fds there and in the hubs.
+    crate::stack::raise_fd_limit(1 << 20);
+    let operator = operator_password(users)?;
+    let mut system = System::default();
+    let stopped = || stop.load(Ordering::SeqCst);
+
+    // Redis Cluster: every node first, then `--cluster create` when none has joined one yet.
+    let dirs: Vec<PathBuf> = NODE_PORTS
+        .iter()
+        .map(|port| root().join(CLUSTER_DIR).join(format!("node-{port}")))
+        .collect();
+    let joined: Vec<bool> = dirs.iter().map(|dir| has_joined(dir)).collect();
+    if joined.iter().any(|j| *j) && !joined.iter().all(|j| *j) {
+        bail!(
+            "some nodes under {CLUSTER_DIR} belong to a cluster and others do not (a node's \
+             directory was removed, or a creation failed): remove {CLUSTER_DIR} to start with an \
+             empty cluster (its data goes with it)"
+        );
+    }
+    for (&port, dir) in NODE_PORTS.iter().zip(&dirs) {
+        let svc = cluster_node(port, dir, users.acl_file(), &operator)?;
+        system.add(
+            svc,
+            "redis node",
+            format!("127.0.0.1:{port} (bus {})", port + BUS_OFFSET),
+        );
+    }
+    for port in NODE_PORTS {
+        proc::wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10))?;
+    }
+    let hosts: Vec<String> = NODE_PORTS
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    if joined.iter().all(|j| *j) {
+        eprintln!("[xtask] Redis Cluster exists in {CLUSTER_DIR}: starting its nodes");
+    } else {
+        eprintln!(
+            "[xtask] creating the Redis Cluster ({} nodes, 1 replica per primary)",
+            hosts.len()
+        );
+        let out = dev_servers::cluster_create_command(&hosts, 1, &operator)
+            .output()
+            .context("running redis-cli --cluster create")?;
+        if !out.status.success() {
+            bail!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    wait_cluster_ok(&operator, Duration::from_secs(60), &stopped)?;
+    if stopped() {
+        return Ok(());
+    }
+
+    let (postgres, database_url) = up::start_postgres(pg_bin)?;
+    system.add(postgres, "postgresql", format!("127.0.0.1:{POSTGRES_PORT}"));
+    for (i, admin) in SYNC_ADMINS.into_iter().enumerate() {
+        let name = format!("sync-daemon-{}", i + 1);
+        let svc = up::sync_daemon(
+            &name,
+            &name,
+            users.url(Role::Daemon, SEED),
+            &database_url,
+            admin,
+        )?;
+        system.add(svc, &name, format!("admin {admin}"));
+    }
+    for (i, (listen, admin)) in HUBS.into_iter().enumerate() {
+        let name = format!("realtime-hub-{}", i + 1);
+        let svc = up::realtime_hub(&name, listen, admin, users.url(Role::Hub, SEED))?;
+        system.add(svc, &name, format!("{listen} (admin {admin})"));
+    }
+    // The load lab is left out: its runs register users and read counts with a plain Redis
+    // client, which a cluster answers with MOVED for every slot the seed does not serve.
+    let variables = up::edge_variables(up::dev_session_secret()?, SEED, None, users);
+    for (i, (listen, admin)) in EDGES.into_iter().enumerate() {
+        let name = format!("edge-host-{}", i + 1);
+        let svc = up::edge_host(&name, listen, admin, variables.clone())?;
+        system.add(svc, &name, format!("{listen} (admin {admin})"));
+    }
+    // Both edges compile the components before they answer, on the same cores: allow for it.
+    for (listen, _) in EDGES {
+        proc::wait_for_http(listen, "/api/health", Duration::from_secs(300))?;
+    }
+    for (listen, _) in HUBS {
+        proc::wait_for_http(listen, "/healthz", Duration::from_secs(30))?;
+    }
+    if stopped() {
+        return Ok(());
+    }
+
+    let config = root().join(CLUSTER_DIR).join("haproxy.cfg");
+    std::fs::write(&config, haproxy_config())
+        .with_context(|| format!("writing {}", config.display()))?;
+    let check = Command::new(haproxy)
+        .args(["-c", "-q", "-f"])
+        .arg(&config)
+        .output()
+        .context("running haproxy -c")?;
+    if !check.status.success() {
+        bail!(
+            "haproxy rejects {}: {}{}",
+            config.display(),
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+    let svc = Service::start("haproxy", {
+        let (haproxy, config) = (haproxy.to_path_buf(), config.clone());
+        move || {
+            let mut c = Command::new(&haproxy);
+            c.arg("-f").arg(&config).arg("-db");
+            c
+        }
+    })?;
+    system.add(
+        svc,
+        "haproxy",
+        format!("{EDGE_ADDR} → edges, {HUB_ADDR} → hubs (stats {HAPROXY_STATS})"),
+    );
+    proc::wait_for_http(EDGE_ADDR, "/api/health", Duration::from_secs(30))
+        .and_then(|()| proc::wait_for_http(HUB_ADDR, "/healthz", Duration::from_secs(30)))
+        .context("through HAProxy (its messages, if any, are above)")?;
+
+    system.name_redis_roles(&operator);
+    system.print();
+    println!(
+        "  the app      http://{EDGE_ADDR}/  (HAProxy: edges round robin, hubs by client address)"
+    );
+    println!(
+        "  redis        any node, e.g. redis-cli -c -p 7001 --user default --pass \
+         \"$(awk '/^default /{{print $2}}' {})\" cluster info  (data in {CLUSTER_DIR})",
+        users.passwords_file().display()
+    );
+    println!("  postgresql   {database_url}  (data in target/dev/postgres)");
+    println!(
+        "  haproxy      {} (stats on http://{HAPROXY_STATS}/)",
+        config.display()
+    );
+    println!(
+        "  load lab     off: the load generator has no Redis Cluster client yet (`cargo xtask up` has the lab)"
+    );
+    println!("  Ctrl-C stops everything.");
+    println!();
+
+    up::supervise_until_stopped(std::mem::take(&mut system.services), stop)
+}
+
+/// The supervised processes in start order, with what the topology says about each.
+#[derive(Default)]
+struct System {
+    services: Vec<Service>,
+    /// (role, address) of each service, by index.
+    rows: Vec<(String, String)>,
+}
+
+impl System {
+    fn add(&mut self, svc: Service, role: &str, address: impl Into<String>) {
+        self.services.push(svc);
+        self.rows.push((role.to_owned(), address.into()));
+    }
+
+    /// Each Redis node's role, as the node itself says now.
+    fn name_redis_roles(&mut self, operator: &str) {
+        for (port, (role, _)) in NODE_PORTS.iter().zip(&mut self.rows) {
+            let info = redis_cli(*port, operator, &["info", "replication"]).unwrap_or_default();
+            *role = match (field(&info, "role"), field(&info, "master_port")) {
+                (Some("master"), _) => "redis primary".to_owned(),
+                (Some("slave"), Some(primary)) => format!("redis replica of :{primary}"),
+                _ => "redis node".to_owned(),
+            };
+        }
+    }
+
+    fn print(&self) {
+        println!();
+        println!("  {:<24} {:<58} pid", "role", "address");
+        for (svc, (role, address)) in self.services.iter().zip(&self.rows) {
+            println!("  {role:<24} {address:<58} {}", svc.pid());
+        }
+        println!();
+    }
+}
+
+impl Drop for System {
+    /// A start that failed half-way stops what it started, the last first.
+    fn drop(&mut self) {
+        while let Some(mut s) = self.services.pop() {
+            s.stop(Duration::from_secs(15));
+        }
+    }
+}
+
+/// One cluster node on `port` (bus `port` + [`BUS_OFFSET`]), its data in `dir`, AOF on.
+fn cluster_node(port: u16, dir: &Path, acl: PathBuf, operator: &str) -> anyhow::Result<Service> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (dir, operator) = (dir.to_path_buf(), operator.to_owned());
+    Service::start(&format!("redis-{port}"), move || {
+        let mut c = dev_servers::redis_cluster_node_command(
+            port,
+            port + BUS_OFFSET,
+            &dir,
+            Persistence::AofEverySec,
+            Some(&acl),
+            &operator,
+        );
+        c.args(["--protected-mode", "no", "--logfile", "redis.log"]);
+        c
+    })
+}
+
+/// Whether the node whose data is in `dir` has joined a cluster: its `nodes.conf` knows other
+/// nodes (a node that never joined one lists itself alone).
+fn has_joined(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("nodes.conf"))
+        .map(|text| {
+            text.lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with("vars "))
+                .count()
+                > 1
+        })
+        .unwrap_or(false)
+}
+
+/// Waits until every node says `cluster_state:ok`.
+fn wait_cluster_ok(
+    operator: &str,
+    timeout: Duration,
+    stopped: &dyn Fn() -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let states: Vec<(u16, String)> = NODE_PORTS
+            .iter()
+            .map(|&port| {
+                let info = redis_cli(port, operator, &["cluster", "info"]).unwrap_or_default();
+                (
+                    port,
+                    field(&info, "cluster_state").unwrap_or("?").to_owned(),
+                )
+            })
+            .collect();
+        if states.iter().all(|(_, state)| state == "ok") || stopped() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let states: Vec<String> = states.iter().map(|(p, s)| format!("{p}: {s}")).collect();
+            bail!(
+                "the Redis Cluster is not ok after {timeout:?} (cluster_state of each node: {}); \
+                 see {CLUSTER_DIR}/node-*/redis.log",
+                states.join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `redis-cli` at node `port` as the operator (password in the environment, not the arguments).
+fn redis_cli(port: u16, operator: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("redis-cli")
+        .env("REDISCLI_AUTH", operator)
+        .args(["-p", &port.to_string(), "--user", "default"])
+        .args(args)
+        .output()
+        .context("running redis-cli")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A `name:value` field of an `INFO`-style reply.
+fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// The operator's (`default`'s) password, as [`RedisUsers`] keeps it: the line `default <password>`.
+fn operator_password(users: &RedisUsers) -> anyhow::Result<String> {
+    let path = users.passwords_file();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("default "))
+        .map(|p| p.trim().to_owned())
+        .with_context(|| format!("{} has no password for default", path.display()))
+}
+
+/// Fails, before anything starts, when one of the fixed ports is taken (another `up`?).
+fn ensure_ports_free() -> anyhow::Result<()> {
+    let fixed = [EDGE_ADDR, HUB_ADDR, HAPROXY_STATS]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(
+            EDGES
+                .iter()
+                .chain(&HUBS)
+                .flat_map(|(a, b)| [a.to_string(), b.to_string()]),
+        )
+        .chain(SYNC_ADMINS.iter().map(|a| a.to_string()))
+        .chain(std::iter::once(format!("127.0.0.1:{POSTGRES_PORT}")))
+        .chain(
+            NODE_PORTS
+                .iter()
+                .flat_map(|p| [*p, p + BUS_OFFSET])
+                .map(|p| format!("127.0.0.1:{p}")),
+        );
+    for addr in fixed {
+        if TcpListener::bind(&addr).is_err() {
+            bail!("{addr} is taken: is another `cargo xtask up` running?");
+        }
+    }
+    Ok(())
+}
+
+/// HAProxy's configuration: the edges behind :3000, the hubs behind :3001.
+fn haproxy_config() -> String {
+    let servers = |prefix: &str, listens: &mut dyn Iterator<Item = &str>| -> String {
+        listens
+            .enumerate()
+            .map(|(i, addr)| format!("    server {prefix}-{} {addr} check\n", i + 1))
+            .collect()
+    };
+    let edges = servers("edge", &mut EDGES.iter().map(|(listen, _)| *listen));
+    let hubs = servers("hub", &mut HUBS.iter().map(|(listen, _)| *listen));
+    format!(
+        "# Written by `cargo xtask up --cluster` at each start: edits are overwritten.
+global
+    # No maxconn: HAProxy sizes it by the open-file limit it inherits.
+
+defaults
+    mode http
+    timeout connect 5s
+    # An Engine.IO long-poll is held for up to the hub's ping interval (25 s).
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+    # An upgraded connection (a WebSocket) lives as long as its client keeps it.
+    timeout tunnel 1h
+    # A server is out after two failed checks (the edge logs each check it answers); meanwhile
+    # a connection it refuses is retried on the other one.
+    default-server inter 5s fall 2 rise 2
+    retries 2
+    option redispatch
+
+frontend edge
+    bind {EDGE_ADDR}
+    default_backend edges
+
+backend edges
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri /api/health ver HTTP/1.1 hdr Host {EDGE_ADDR}
+    http-check expect status 200
+{edges}
+frontend hub
+    bind {HUB_ADDR}
+    # A WebSocket opened straight away (no Engine.IO session yet) is one connection: any hub
+    # will do, the least busy.
+    use_backend hubs-websocket if {{ url_param(transport) -m str websocket }} !{{ url_param(sid) -m found }}
+    # Long-polling, and its upgrade to a WebSocket, must reach the hub holding the session: by
+    # client address, since browsers send the hub (another origin) no cookie.
+    default_backend hubs
+
+backend hubs
+    balance source
+    hash-type consistent
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host {HUB_ADDR}
+    http-check expect status 200
+{hubs}
+backend hubs-websocket
+    balance leastconn
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host {HUB_ADDR}
+    http-check expect status 200
+{hubs}
+listen stats
+    bind {HAPROXY_STATS}
+    stats enable
+    stats uri /
+    stats refresh 5s
+"
+    )
+}
