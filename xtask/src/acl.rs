@@ -56,6 +56,11 @@ impl RedisUsers {
         Ok(users)
     }
 
+    /// The operator's (`default`'s) password: every right, for setting up and inspecting.
+    pub fn operator_password(&self) -> &str {
+        &self.operator
+    }
+
     /// The ACL file Redis is started with (`--aclfile`).
     pub fn acl_file(&self) -> PathBuf {
         self.dir.join(ACL_FILE)

@@ -51,7 +51,7 @@ pub fn run(
     ensure_ports_free()?;
     // Thousands of sockets through HAProxy need as many fds there and in the hubs.
     crate::stack::raise_fd_limit(1 << 20);
-    let operator = operator_password(users)?;
+    let operator = users.operator_password().to_owned();
     let mut system = System::default();
     let stopped = || stop.load(Ordering::SeqCst);
 
@@ -325,17 +325,6 @@ fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
     info.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .map(str::trim)
-}
-
-/// The operator's (`default`'s) password, as [`RedisUsers`] keeps it: the line `default <password>`.
-fn operator_password(users: &RedisUsers) -> anyhow::Result<String> {
-    let path = users.passwords_file();
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("default "))
-        .map(|p| p.trim().to_owned())
-        .with_context(|| format!("{} has no password for default", path.display()))
 }
 
 /// Fails, before anything starts, when one of the fixed ports is taken (another `up`?).
