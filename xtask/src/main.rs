@@ -3,6 +3,7 @@
 //! one line.
 
 mod acl;
+mod cluster;
 mod cmd;
 mod proc;
 mod stack;

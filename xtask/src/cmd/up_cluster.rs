@@ -5,24 +5,23 @@
 //! supervised until Ctrl-C, then stopped in reverse start order (HAProxy first, Redis last).
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use dev_servers::Persistence;
 use likes_core::acl::Role;
 
 use crate::acl::RedisUsers;
+use crate::cluster::{BUS_OFFSET, RedisCluster};
 use crate::cmd::up::{self, EDGE_ADDR, HUB_ADDR, POSTGRES_PORT};
 use crate::proc::{self, Service};
 use crate::tools::root;
 
 /// The cluster's nodes: the first three become the primaries when the cluster is created.
 const NODE_PORTS: [u16; 6] = [7001, 7002, 7003, 7004, 7005, 7006];
-/// A node's cluster bus is on its port + this.
-const BUS_OFFSET: u16 = 10_000;
 /// The node every service is given: it finds the rest of the cluster from there.
 const SEED: &str = "127.0.0.1:7001";
 /// The edge hosts behind HAProxy's :3000: (listen, admin).
@@ -56,52 +55,23 @@ pub fn run(
     let stopped = || stop.load(Ordering::SeqCst);
 
     // Redis Cluster: every node first, then `--cluster create` when none has joined one yet.
-    let dirs: Vec<PathBuf> = NODE_PORTS
-        .iter()
-        .map(|port| root().join(CLUSTER_DIR).join(format!("node-{port}")))
-        .collect();
-    let joined: Vec<bool> = dirs.iter().map(|dir| has_joined(dir)).collect();
-    if joined.iter().any(|j| *j) && !joined.iter().all(|j| *j) {
-        bail!(
-            "some nodes under {CLUSTER_DIR} belong to a cluster and others do not (a node's \
-             directory was removed, or a creation failed): remove {CLUSTER_DIR} to start with an \
-             empty cluster (its data goes with it)"
-        );
+    let mut cluster = RedisCluster::start(
+        &NODE_PORTS,
+        1,
+        &root().join(CLUSTER_DIR),
+        &users.acl_file(),
+        &operator,
+        Persistence::AofEverySec,
+        &stopped,
+    )?;
+    let roles = cluster.roles();
+    for ((svc, &port), role) in std::mem::take(&mut cluster.services)
+        .into_iter()
+        .zip(&NODE_PORTS)
+        .zip(roles)
+    {
+        system.add(svc, &role, format!("127.0.0.1:{port} (bus {})", port + BUS_OFFSET));
     }
-    for (&port, dir) in NODE_PORTS.iter().zip(&dirs) {
-        let svc = cluster_node(port, dir, users.acl_file(), &operator)?;
-        system.add(
-            svc,
-            "redis node",
-            format!("127.0.0.1:{port} (bus {})", port + BUS_OFFSET),
-        );
-    }
-    for port in NODE_PORTS {
-        proc::wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10))?;
-    }
-    let hosts: Vec<String> = NODE_PORTS
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect();
-    if joined.iter().all(|j| *j) {
-        eprintln!("[xtask] Redis Cluster exists in {CLUSTER_DIR}: starting its nodes");
-    } else {
-        eprintln!(
-            "[xtask] creating the Redis Cluster ({} nodes, 1 replica per primary)",
-            hosts.len()
-        );
-        let out = dev_servers::cluster_create_command(&hosts, 1, &operator)
-            .output()
-            .context("running redis-cli --cluster create")?;
-        if !out.status.success() {
-            bail!(
-                "redis-cli --cluster create failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-    wait_cluster_ok(&operator, Duration::from_secs(60), &stopped)?;
     if stopped() {
         return Ok(());
     }
@@ -176,7 +146,6 @@ pub fn run(
         .and_then(|()| proc::wait_for_http(HUB_ADDR, "/healthz", Duration::from_secs(30)))
         .context("through HAProxy (its messages, if any, are above)")?;
 
-    system.name_redis_roles(&operator);
     system.print();
     println!(
         "  the app      http://{EDGE_ADDR}/  (HAProxy: edges round robin, hubs by client address)"
@@ -214,18 +183,6 @@ impl System {
         self.rows.push((role.to_owned(), address.into()));
     }
 
-    /// Each Redis node's role, as the node itself says now.
-    fn name_redis_roles(&mut self, operator: &str) {
-        for (port, (role, _)) in NODE_PORTS.iter().zip(&mut self.rows) {
-            let info = redis_cli(*port, operator, &["info", "replication"]).unwrap_or_default();
-            *role = match (field(&info, "role"), field(&info, "master_port")) {
-                (Some("master"), _) => "redis primary".to_owned(),
-                (Some("slave"), Some(primary)) => format!("redis replica of :{primary}"),
-                _ => "redis node".to_owned(),
-            };
-        }
-    }
-
     fn print(&self) {
         println!();
         println!("  {:<24} {:<58} pid", "role", "address");
@@ -243,88 +200,6 @@ impl Drop for System {
             s.stop(Duration::from_secs(15));
         }
     }
-}
-
-/// One cluster node on `port` (bus `port` + [`BUS_OFFSET`]), its data in `dir`, AOF on.
-fn cluster_node(port: u16, dir: &Path, acl: PathBuf, operator: &str) -> anyhow::Result<Service> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (dir, operator) = (dir.to_path_buf(), operator.to_owned());
-    Service::start(&format!("redis-{port}"), move || {
-        let mut c = dev_servers::redis_cluster_node_command(
-            port,
-            port + BUS_OFFSET,
-            &dir,
-            Persistence::AofEverySec,
-            Some(&acl),
-            &operator,
-        );
-        c.args(["--protected-mode", "no", "--logfile", "redis.log"]);
-        c
-    })
-}
-
-/// Whether the node whose data is in `dir` has joined a cluster: its `nodes.conf` knows other
-/// nodes (a node that never joined one lists itself alone).
-fn has_joined(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("nodes.conf"))
-        .map(|text| {
-            text.lines()
-                .filter(|l| !l.trim().is_empty() && !l.starts_with("vars "))
-                .count()
-                > 1
-        })
-        .unwrap_or(false)
-}
-
-/// Waits until every node says `cluster_state:ok`.
-fn wait_cluster_ok(
-    operator: &str,
-    timeout: Duration,
-    stopped: &dyn Fn() -> bool,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let states: Vec<(u16, String)> = NODE_PORTS
-            .iter()
-            .map(|&port| {
-                let info = redis_cli(port, operator, &["cluster", "info"]).unwrap_or_default();
-                (
-                    port,
-                    field(&info, "cluster_state").unwrap_or("?").to_owned(),
-                )
-            })
-            .collect();
-        if states.iter().all(|(_, state)| state == "ok") || stopped() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            let states: Vec<String> = states.iter().map(|(p, s)| format!("{p}: {s}")).collect();
-            bail!(
-                "the Redis Cluster is not ok after {timeout:?} (cluster_state of each node: {}); \
-                 see {CLUSTER_DIR}/node-*/redis.log",
-                states.join(", ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// `redis-cli` at node `port` as the operator (password in the environment, not the arguments).
-fn redis_cli(port: u16, operator: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("redis-cli")
-        .env("REDISCLI_AUTH", operator)
-        .args(["-p", &port.to_string(), "--user", "default"])
-        .args(args)
-        .output()
-        .context("running redis-cli")?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A `name:value` field of an `INFO`-style reply.
-fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
 }
 
 /// Fails, before anything starts, when one of the fixed ports is taken (another `up`?).
