@@ -94,7 +94,10 @@ impl RedisCluster {
 
     /// `127.0.0.1:<port>` of every node.
     pub fn hosts(&self) -> Vec<String> {
-        self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()
+        self.ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
     }
 
     /// The node services should be given: they find the rest of the cluster from it.
@@ -119,8 +122,7 @@ impl RedisCluster {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                let states: Vec<String> =
-                    states.iter().map(|(p, s)| format!("{p}: {s}")).collect();
+                let states: Vec<String> = states.iter().map(|(p, s)| format!("{p}: {s}")).collect();
                 bail!(
                     "the Redis Cluster is not ok after {timeout:?} (cluster_state of each node: \
                      {}); see {}/node-*/redis.log",
@@ -188,7 +190,11 @@ pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
             ports.push(port);
         }
     }
-    anyhow::ensure!(ports.len() == n, "found only {} of {n} free port pairs", ports.len());
+    anyhow::ensure!(
+        ports.len() == n,
+        "found only {} of {n} free port pairs",
+        ports.len()
+    );
     Ok(ports)
 }
 

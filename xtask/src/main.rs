@@ -6,6 +6,7 @@ mod acl;
 mod cluster;
 mod cmd;
 mod proc;
+mod procstat;
 mod stack;
 mod tools;
 

@@ -13,17 +13,31 @@ pub struct Args {
     /// Posts `p_1` to `p_N`.
     #[arg(long, default_value_t = 50)]
     posts: u64,
+    /// `--redis` is a Redis Cluster node: route each post's script by its slot.
+    #[arg(long)]
+    cluster: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = redis::Client::open(args.redis.as_str())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
+    if args.cluster {
+        let client = redis::cluster::ClusterClient::new(vec![args.redis.as_str()])?;
+        let conn = client.get_async_connection().await?;
+        seed(conn, args.posts).await
+    } else {
+        let client = redis::Client::open(args.redis.as_str())?;
+        let conn = client.get_multiplexed_async_connection().await?;
+        seed(conn, args.posts).await
+    }
+}
+
+/// Creates posts 1..=`posts` on `conn`, one `post` script call each.
+async fn seed(mut conn: impl redis::aio::ConnectionLike, posts: u64) -> anyhow::Result<()> {
     let author = User {
         id: UserId::new(1).context("user id")?,
         name: "bench".into(),
     };
     let script = redis::Script::new(scripts::POST.source);
-    for raw in 1..=args.posts {
+    for raw in 1..=posts {
         let call = PostCall {
             post: PostId::new(raw).context("post id")?,
             author: &author,
@@ -44,12 +58,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let _: () = redis::cmd("SET")
         .arg(keys::POST_SEQ)
-        .arg(args.posts)
+        .arg(posts)
         .query_async(&mut conn)
         .await?;
     println!(
         "{}",
-        serde_json::json!({ "target": "seed", "posts": args.posts })
+        serde_json::json!({ "target": "seed", "posts": posts })
     );
     Ok(())
 }

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use super::bench::free_port;
 use crate::proc::{self, Service};
+use crate::procstat::{cpu_ticks, rss};
 use crate::tools::{self, root};
 
 /// Socket counts of the memory measurement.
@@ -262,28 +263,6 @@ fn metric(addr: &str, name: &str) -> anyhow::Result<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .with_context(|| format!("no {name} in /metrics"))
-}
-
-fn proc_status(pid: u32, key: &str) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no {key} for pid {pid}"))
-}
-
-/// Resident memory of a process, in bytes.
-fn rss(pid: u32) -> anyhow::Result<u64> {
-    Ok(proc_status(pid, "VmRSS:")? * 1024)
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // Fields 14 and 15 of stat(5), counted after the command name.
-    Ok(field(11) + field(12))
 }
 
 /// The next JSON line a client prints.

@@ -70,7 +70,11 @@ pub fn run(
         .zip(&NODE_PORTS)
         .zip(roles)
     {
-        system.add(svc, &role, format!("127.0.0.1:{port} (bus {})", port + BUS_OFFSET));
+        system.add(
+            svc,
+            &role,
+            format!("127.0.0.1:{port} (bus {})", port + BUS_OFFSET),
+        );
     }
     if stopped() {
         return Ok(());
