@@ -6,7 +6,6 @@ mod acl;
 mod cluster;
 mod cmd;
 mod proc;
-mod procstat;
 mod stack;
 mod tools;
 

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dev_servers::Persistence;
+use service_kit::procfs;
 
 use super::bench::{SECRET, bench_bin, free_port, measure, median, start_edge};
 use crate::acl::RedisUsers;
 use crate::cluster::{self, RedisCluster};
 use crate::proc::{self, Service};
-use crate::procstat;
 use crate::tools::root;
 
 /// Connections of every measurement: enough to keep the edge busy on two cores.
@@ -139,7 +139,7 @@ pub fn run(seconds: u64, rounds: u64) -> anyhow::Result<()> {
                 .collect();
             let before = pids
                 .iter()
-                .map(|&p| procstat::cpu_ticks(p).unwrap_or(0))
+                .map(|&p| procfs::cpu_time(p).unwrap_or_default())
                 .collect::<Vec<_>>();
             let mut row = measure(
                 bench_bin()
@@ -152,11 +152,16 @@ pub fn run(seconds: u64, rounds: u64) -> anyhow::Result<()> {
             let used: Vec<f64> = pids
                 .iter()
                 .zip(&before)
-                .map(|(&p, b)| procstat::cpu_ticks(p).unwrap_or(0).saturating_sub(*b) as f64)
+                .map(|(&p, b)| {
+                    procfs::cpu_time(p)
+                        .unwrap_or_default()
+                        .saturating_sub(*b)
+                        .as_secs_f64()
+                })
                 .collect();
             let likes = row["requests"].as_f64().unwrap_or(0.0).max(1.0);
-            // Ticks over the whole drive (its warm-up included) per acknowledged like.
-            let per_like = |ticks: f64| ticks * 1e6 / procstat::ticks_per_second() / likes;
+            // CPU over the whole drive (its warm-up included) per acknowledged like.
+            let per_like = |seconds: f64| seconds * 1e6 / likes;
             let np = s.primaries.len();
             row["edge_cpu_us_per_like"] = per_like(used[0]).into();
             row["primaries_cpu_us_per_like"] = per_like(used[1..=np].iter().sum()).into();

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 use super::bench::free_port;
 use crate::proc::{self, Service};
-use crate::procstat::{cpu_ticks, rss};
 use crate::tools::{self, root};
+use service_kit::procfs::{cpu_time, rss_bytes};
 
 /// Socket counts of the memory measurement.
 const MEMORY_SOCKETS: [usize; 2] = [10_000, 50_000];
@@ -39,8 +39,6 @@ const LIKES_PER_SEC: u64 = 2_000;
 const HOT_POSTS: u64 = 100;
 /// Time for a server's memory to settle once every socket is up.
 const SETTLE: Duration = Duration::from_secs(2);
-/// Linux `USER_HZ`: the unit of utime/stime in /proc/PID/stat.
-const TICKS_PER_SEC: f64 = 100.0;
 
 /// Runs the whole benchmark; `seconds` is the length of each load phase.
 pub fn run(seconds: u64) -> anyhow::Result<()> {
@@ -109,12 +107,12 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
             let addr = &admins.borrow()[0];
             for (phase, hot) in [("spread", POSTS), ("hot", HOT_POSTS)] {
                 let emits0 = metric(addr, "realtime_hub_like_emits_out_total")?;
-                let cpu0 = cpu_ticks(hub.pid())?;
+                let cpu0 = cpu_time(hub.pid()).context("the hub is gone")?;
                 let mut r = clients
                     .command(&format!("load {redis_url} {LIKES_PER_SEC} {seconds} {hot}"))?;
-                let ticks = cpu_ticks(hub.pid())? - cpu0;
+                let cpu = cpu_time(hub.pid()).context("the hub is gone")? - cpu0;
                 let emits = metric(addr, "realtime_hub_like_emits_out_total")? - emits0;
-                let cpu_ms = ticks as f64 / TICKS_PER_SEC * 1000.0;
+                let cpu_ms = cpu.as_secs_f64() * 1000.0;
                 let frames = r["frames"].as_f64().unwrap_or(0.0);
                 r["phase"] = json!(phase);
                 r["sockets"] = json!(sockets);
@@ -340,7 +338,7 @@ fn idle_memory_keep(
     per_process: usize,
 ) -> anyhow::Result<Clients> {
     std::thread::sleep(SETTLE);
-    let before = rss(server.pid())?;
+    let before = rss_bytes(server.pid()).context("the server is gone")?;
     let started = Instant::now();
     let mut procs = Vec::new();
     let (mut first, end) = (first, first + sockets);
@@ -368,7 +366,7 @@ fn idle_memory_keep(
     }
     let secs = started.elapsed().as_secs_f64();
     std::thread::sleep(SETTLE);
-    let after = rss(server.pid())?;
+    let after = rss_bytes(server.pid()).context("the server is gone")?;
     let per_socket = after.saturating_sub(before) as f64 / sockets as f64;
     eprintln!(
         "[bench] {mode} server pid {}: {sockets} sockets up in {secs:.1} s ({} client processes); RSS {before} → {after}: {per_socket:.0} B/socket",
