@@ -32,9 +32,8 @@ pub struct Args {
     /// What to measure: `likes` (throughput and latency), `memory` (bytes per like), `upload`,
     /// `sync`, `realtime`, `edge-ab` (this edge host against `--base`, side by side), `spin`
     /// (this edge host against the real Spin, same components and load), `heavy` (a light
-    /// request's latency while heavy uploads decode), `durability` (each `like_durability` mode
-    /// on a single Redis and on a cluster, with each part's CPU per like) or `sockets` (live
-    /// sockets over several hub processes on a cluster).
+    /// request's latency while heavy uploads decode), or `durability` (each
+    /// `like_durability` mode on a single Redis and on a cluster, with each part's CPU per like).
     what: String,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
@@ -48,9 +47,6 @@ pub struct Args {
     /// Likes for the memory benchmark.
     #[arg(long, default_value_t = 1_000_000)]
     likes: u64,
-    /// `sockets`: live Socket.IO sockets, spread over as many hub processes as the fd limit needs.
-    #[arg(long, default_value_t = 100_000)]
-    sockets: usize,
     /// `edge-ab`: the edge-host binary to compare the current build against (copy it aside
     /// before rebuilding).
     #[arg(long)]
@@ -69,9 +65,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "spin" => super::bench_spin::run(args.seconds, args.rounds, &spin_connections(&args)),
         "heavy" => super::bench_heavy::run(args.seconds, args.rounds),
         "durability" => super::bench_durability::run(args.seconds, args.rounds),
-        "sockets" => super::bench_sockets::run(args.seconds, args.sockets),
         other => bail!(
-            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync`, `realtime`, `edge-ab`, `spin` or `heavy`)"
+            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync`, `realtime`, `edge-ab`, `spin`, `heavy` or `durability`)"
         ),
     }
 }
