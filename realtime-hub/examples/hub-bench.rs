@@ -1,18 +1,22 @@
-//! The client side of `cargo xtask bench realtime`, run as its own process so that its memory
-//! and CPU never count as the server's.
+//! The client side of `cargo xtask bench realtime` and `bench sockets`, run as its own process
+//! so that its memory and CPU never count as the server's.
 //!
-//! `hub-bench --addr HOST:PORT --mode socketio|ws --sockets N [--posts P] [--first I]` opens N
-//! WebSockets from several 127.0.0.x source addresses (loopback ephemeral ports run out near 28K
-//! per source address), prints one JSON line once all are up, then reads commands on stdin:
-//! - `load REDIS_URL LIKES_PER_SEC SECS HOT`: likes posts `p_1`…`p_HOT` round-robin through the
-//!   real like script at a steady rate and prints the like → `likes:updated` latency seen by
-//!   every subscribed socket (coalescing window included) as one JSON line;
+//! `hub-bench --addr HOST:PORT[,HOST:PORT…] --mode socketio|ws --sockets N [--posts P]
+//! [--post-base B] [--first I]` opens N WebSockets from several 127.x.y.1 source addresses
+//! (loopback ephemeral ports run out near 28K per source address), prints one JSON line once all
+//! are up, then reads commands on stdin:
+//! - `load REDIS_URL LIKES_PER_SEC SECS HOT [hist]`: likes posts `p_{B+1}`…`p_{B+HOT}`
+//!   round-robin through the real like script at a steady rate and prints the like →
+//!   `likes:updated` latency seen by every subscribed socket (coalescing window included) as one
+//!   JSON line; with `hist`, the histogram's recorded values too (`[µs, count]` pairs, to merge
+//!   with other processes'), and the sockets closed since they came up;
 //! - end of input: exit.
 //!
 //! `socketio` sockets speak raw Engine.IO v4 (`sio_wire`'s frames) and each subscribes to one
-//! post (`p_1`…`p_P`, round-robin); `ws` sockets (for the bare tokio-tungstenite reference
-//! server) send one text frame and wait for its echo. Either way they then sit idle, answering
-//! Engine.IO pings.
+//! post (`p_{B+1}`…`p_{B+P}`, round-robin); with several addresses, the k-th socket of each post
+//! goes to the k-th server (mod their number), so every room spans every server. `ws` sockets
+//! (for the bare tokio-tungstenite reference server) send one text frame and wait for its echo.
+//! Either way they then sit idle, answering Engine.IO pings.
 
 #![allow(clippy::print_stdout)]
 
@@ -47,17 +51,22 @@ enum Mode {
 }
 
 struct Args {
-    addr: SocketAddr,
+    /// The servers; sockets are spread over them (see the module doc).
+    addrs: Vec<SocketAddr>,
     mode: Mode,
     sockets: usize,
     /// Index of this process's first socket, when several processes share one run (the fd
     /// limit of one process is too small): it picks the source address and the posts.
     first: usize,
     posts: u64,
+    /// Posts of this process are `p_{post_base+1}`…: processes sharing a run each like and
+    /// watch their own posts, so each sees the send time of every like its sockets receive.
+    post_base: u64,
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut addr = None;
+    let mut addrs = Vec::new();
+    let mut post_base = 0;
     let mut mode = Mode::SocketIo;
     let mut sockets = 1_000;
     let mut first = 0;
@@ -68,7 +77,12 @@ fn args() -> anyhow::Result<Args> {
             bail!("flags come in pairs: --flag value")
         };
         match flag.as_str() {
-            "--addr" => addr = Some(value.parse().context("--addr HOST:PORT")?),
+            "--addr" => {
+                for a in value.split(',') {
+                    addrs.push(a.parse().context("--addr HOST:PORT[,HOST:PORT…]")?);
+                }
+            }
+            "--post-base" => post_base = value.parse().context("--post-base N")?,
             "--mode" => {
                 mode = match value.as_str() {
                     "socketio" => Mode::SocketIo,
@@ -82,12 +96,14 @@ fn args() -> anyhow::Result<Args> {
             other => bail!("unknown flag {other}"),
         }
     }
+    anyhow::ensure!(!addrs.is_empty(), "--addr is required");
     Ok(Args {
-        addr: addr.context("--addr is required")?,
+        addrs,
         mode,
         sockets,
         first,
         posts: posts.max(1),
+        post_base,
     })
 }
 
@@ -97,6 +113,8 @@ struct Shared {
     sent: Mutex<Vec<Vec<Instant>>>,
     hist: Mutex<Histogram<u64>>,
     frames: AtomicU64,
+    /// Sockets that closed after coming up (the server dropped them, or an error).
+    closed: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -235,23 +253,30 @@ async fn client(
             _ => {}
         }
     }
+    shared.closed.fetch_add(1, Ordering::Relaxed);
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
     let shared = Arc::new(Shared {
-        sent: Mutex::new(vec![Vec::new(); usize::try_from(a.posts)? + 1]),
+        sent: Mutex::new(vec![
+            Vec::new();
+            usize::try_from(a.post_base + a.posts)? + 1
+        ]),
         hist: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
         frames: AtomicU64::new(0),
+        closed: AtomicU64::new(0),
     });
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let posts = usize::try_from(a.posts)?;
     for i in a.first..a.first + a.sockets {
-        let post = 1 + (i as u64 % a.posts);
+        let post = a.post_base + 1 + (i % posts) as u64;
+        let addr = a.addrs[(i / posts) % a.addrs.len()];
         tokio::spawn(client(
-            a.addr,
+            addr,
             a.mode,
             i,
             post,
@@ -289,9 +314,23 @@ async fn main() -> anyhow::Result<()> {
     while let Some(line) = lines.recv().await {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["load", url, rate, secs, hot] => {
-                let result =
+            ["load", url, rate, secs, hot, rest @ ..] => {
+                let mut result =
                     load(&a, &shared, url, rate.parse()?, secs.parse()?, hot.parse()?).await?;
+                if rest == ["hist"] {
+                    let h = lock(&shared.hist);
+                    let values: Vec<[u64; 2]> = h
+                        .iter_recorded()
+                        .map(|v| {
+                            [
+                                h.highest_equivalent(v.value_iterated_to()),
+                                v.count_at_value(),
+                            ]
+                        })
+                        .collect();
+                    result["hist"] = serde_json::json!(values);
+                    result["closed"] = serde_json::json!(shared.closed.load(Ordering::Relaxed));
+                }
                 println!("{result}");
             }
             [] => {}
@@ -301,14 +340,14 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Likes posts `p_1`…`p_hot` round-robin at `rate` per second for `secs` through the real like
-/// script (each like by a new user, so each raises the count by one), then reports the latency
-/// histogram.
+/// Likes this process's posts `p_{base+1}`…`p_{base+hot}` round-robin at `rate` per second (a
+/// fraction is carried from tick to tick) for `secs` through the real like script (each like by
+/// a new user, so each raises the count by one), then reports the latency histogram.
 async fn load(
     a: &Args,
     shared: &Shared,
     url: &str,
-    rate: u64,
+    rate: f64,
     secs: u64,
     hot: u64,
 ) -> anyhow::Result<serde_json::Value> {
@@ -323,7 +362,7 @@ async fn load(
     lock(&shared.hist).reset();
     let frames0 = shared.frames.load(Ordering::Relaxed);
     let tick = Duration::from_millis(10);
-    let per_tick = (rate / 100).max(1);
+    let mut ticks = 0u64;
     let mut next = tokio::time::Instant::now();
     let started = Instant::now();
     // Users continue from earlier loads, so every like is a new (post, user) pair.
@@ -333,11 +372,15 @@ async fn load(
     let mut late_ticks = 0u64;
     while started.elapsed() < Duration::from_secs(secs) {
         let mut pipe = redis::pipe();
+        let before = likes;
         {
             let now = Instant::now();
             let mut sent = lock(&shared.sent);
-            for _ in 0..per_tick {
-                let p = 1 + likes % hot;
+            ticks += 1;
+            // Whole likes due by the end of this tick, so any rate is kept on average.
+            let due = (ticks as f64 * rate / 100.0) as u64;
+            while likes < due {
+                let p = a.post_base + 1 + likes % hot;
                 likes += 1;
                 if let Some(times) = sent.get_mut(usize::try_from(p)?) {
                     times.push(now);
@@ -357,7 +400,9 @@ async fn load(
                     .ignore();
             }
         }
-        let _: () = pipe.query_async(&mut conn).await.context("liking")?;
+        if likes > before {
+            let _: () = pipe.query_async(&mut conn).await.context("liking")?;
+        }
         next += tick;
         if tokio::time::Instant::now() > next {
             late_ticks += 1;

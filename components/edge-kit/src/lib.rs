@@ -19,6 +19,14 @@ pub fn var(name: &str) -> Result<String, EdgeError> {
         .map_err(|e| EdgeError::Internal(anyhow::anyhow!("variable `{name}`: {e}")))
 }
 
+/// A variable a manifest may leave undeclared (then empty), for settings that are off by default.
+pub fn optional_var(name: &str) -> Result<String, EdgeError> {
+    match spin_sdk::variables::get(name) {
+        Err(spin_sdk::variables::Error::Undefined(_)) => Ok(String::new()),
+        other => other.map_err(|e| EdgeError::Internal(anyhow::anyhow!("variable `{name}`: {e}"))),
+    }
+}
+
 /// A numeric variable, `default` when it is empty; a value that is no number is our
 /// misconfiguration, a 500.
 pub fn var_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, EdgeError> {

@@ -1,7 +1,7 @@
 //! Rate limits at the edge: one `lua/rate.lua` call per limited request, before the work it
 //! guards, so a refused request costs one small script and reads no body.
 
-use likes_core::rate::{ClientNet, RateCall, Scope, Subject, Verdict};
+use likes_core::rate::{ClientNet, RateCall, Scope, Subject, TrustedProxies, Verdict};
 use likes_core::scripts;
 
 use crate::EdgeError;
@@ -31,12 +31,22 @@ pub fn check(
     }
 }
 
-/// The client's network from Spin's `spin-client-addr` header. Every Spin trigger sets it, so
-/// a request without one (or with one that is no address) is refused rather than unlimited.
-pub fn client(spin_client_addr: Option<&[u8]>) -> Result<ClientNet, EdgeError> {
+/// The client's network from Spin's `spin-client-addr` header, or from `X-Forwarded-For`
+/// (`forwarded_for`: every value, in order) when that address is one of the `trusted_proxies`.
+/// Every Spin trigger sets `spin-client-addr`, so a request without one (or with one that is no
+/// address) is refused rather than unlimited.
+pub fn client(
+    spin_client_addr: Option<&[u8]>,
+    forwarded_for: &[&[u8]],
+) -> Result<ClientNet, EdgeError> {
+    let trusted = TrustedProxies::parse(&crate::optional_var("trusted_proxies")?)
+        .map_err(|e| EdgeError::Internal(anyhow::anyhow!("trusted_proxies: {e}")))?;
+    let hops = forwarded_for
+        .iter()
+        .filter_map(|v| std::str::from_utf8(v).ok());
     spin_client_addr
         .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(ClientNet::parse)
+        .and_then(|peer| ClientNet::resolve(peer, hops, &trusted))
         .ok_or_else(|| {
             EdgeError::Internal(anyhow::anyhow!(
                 "no usable spin-client-addr header: {spin_client_addr:?}"

@@ -65,7 +65,9 @@ async fn create(req: IncomingRequest) -> Result<Response, EdgeError> {
     let boundary = form::boundary(header(&req, "content-type").as_deref())?;
     let max_body = edge_kit::var_or("max_body_bytes", DEFAULT_MAX_BODY_BYTES)?;
     let redis = Redis::open()?;
-    let client = rate::client(header(&req, "spin-client-addr").as_deref())?;
+    let forwarded = req.headers().get("x-forwarded-for");
+    let forwarded: Vec<&[u8]> = forwarded.iter().map(Vec::as_slice).collect();
+    let client = rate::client(header(&req, "spin-client-addr").as_deref(), &forwarded)?;
     rate::check(
         &redis,
         Scope::Upload,

@@ -43,7 +43,15 @@ fn create(req: &Request) -> Result<Response, EdgeError> {
     let (now, now_ms) = edge_kit::now();
 
     let redis = Redis::open()?;
-    let client = rate::client(req.header("spin-client-addr").map(|v| v.as_bytes()))?;
+    let forwarded: Vec<&[u8]> = req
+        .headers()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
+        .map(|(_, v)| v.as_bytes())
+        .collect();
+    let client = rate::client(
+        req.header("spin-client-addr").map(|v| v.as_bytes()),
+        &forwarded,
+    )?;
     rate::check(
         &redis,
         Scope::Session,

@@ -53,17 +53,81 @@ pub struct ClientNet(IpAddr);
 impl ClientNet {
     /// From Spin's `spin-client-addr` header (`ip:port`, IPv6 in brackets) or a bare address.
     pub fn parse(value: &str) -> Option<Self> {
-        let ip = match value.parse::<std::net::SocketAddr>() {
-            Ok(sa) => sa.ip(),
-            Err(_) => value.parse::<IpAddr>().ok()?,
-        };
-        Some(Self(match ip.to_canonical() {
+        address(value).map(Self::of)
+    }
+
+    /// The network of the client behind `peer` (`spin-client-addr`): when `peer` is a trusted
+    /// proxy, `X-Forwarded-For` (every value, in order) is read from the right, and the first
+    /// address that is not a trusted proxy is the client. Entries left of it are whatever the
+    /// client sent, so they are never believed.
+    pub fn resolve<'a>(
+        peer: &str,
+        forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
+        trusted: &TrustedProxies,
+    ) -> Option<Self> {
+        let mut client = address(peer)?;
+        if trusted.contains(client) {
+            for hop in forwarded_for.rev().flat_map(|v| v.rsplit(',')) {
+                // A malformed hop was written by nobody we trust: the last good one stands.
+                let Some(ip) = address(hop.trim()) else { break };
+                client = ip;
+                if !trusted.contains(ip) {
+                    break;
+                }
+            }
+        }
+        Some(Self::of(client))
+    }
+
+    fn of(ip: IpAddr) -> Self {
+        Self(match ip {
             IpAddr::V6(v6) => {
                 let masked = u128::from(v6) & !((1u128 << 64) - 1);
                 IpAddr::V6(masked.into())
             }
             v4 => v4,
-        }))
+        })
+    }
+}
+
+/// An address as `ip:port`, `[ipv6]:port` or a bare address; an IPv4-mapped IPv6 address is
+/// its IPv4 address.
+fn address(value: &str) -> Option<IpAddr> {
+    let ip = match value.parse::<std::net::SocketAddr>() {
+        Ok(sa) => sa.ip(),
+        Err(_) => value.parse::<IpAddr>().ok()?,
+    };
+    Some(ip.to_canonical())
+}
+
+/// The proxies whose `X-Forwarded-For` the edge believes (the `trusted_proxies` variable): a
+/// comma-separated list of networks (`10.0.0.0/8`) or addresses. Empty, the default, trusts
+/// nobody, so a client cannot pick its own rate-limit budget by sending the header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses the variable; an entry that is neither a network nor an address is an error
+    /// naming it, so a typo never silently trusts nobody (or everybody).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .map(|n| n.trunc())
+                    .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("`{s}` is not a network (10.0.0.0/8) or an address"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
     }
 }
 
@@ -174,6 +238,59 @@ mod tests {
             Some("ip_203.0.113.7")
         );
         assert_eq!(net("not an address"), None);
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() -> Result<(), String> {
+        let trusted = TrustedProxies::parse(" 10.0.0.0/8, 127.0.0.1 ,::1")?;
+        let net = |peer, xff: &[&str], t: &TrustedProxies| {
+            ClientNet::resolve(peer, xff.iter().copied(), t).map(|n| n.to_string())
+        };
+        let ip = |s: &str| Some(format!("ip_{s}"));
+        // Nobody trusted (the default): the header changes nothing.
+        let nobody = TrustedProxies::default();
+        assert_eq!(
+            net("127.0.0.1:9", &["203.0.113.7"], &nobody),
+            ip("127.0.0.1")
+        );
+        // From a trusted proxy, the rightmost untrusted hop is the client, and what the client
+        // wrote to the left of it is ignored.
+        assert_eq!(
+            net("127.0.0.1:9", &["203.0.113.7"], &trusted),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            net(
+                "127.0.0.1:9",
+                &["198.51.100.1, 203.0.113.7, 10.1.2.3"],
+                &trusted
+            ),
+            ip("203.0.113.7")
+        );
+        // Several headers read as one list, in order.
+        assert_eq!(
+            net(
+                "[::1]:9",
+                &["198.51.100.1", "203.0.113.7:5000", "10.9.9.9"],
+                &trusted
+            ),
+            ip("203.0.113.7")
+        );
+        // From an untrusted peer the header is the client's own claim.
+        assert_eq!(
+            net("192.0.2.1:9", &["203.0.113.7"], &trusted),
+            ip("192.0.2.1")
+        );
+        // Garbage stops the walk at the last good hop; no header leaves the proxy itself.
+        assert_eq!(
+            net("127.0.0.1:9", &["unknown, 10.0.0.5"], &trusted),
+            ip("10.0.0.5")
+        );
+        assert_eq!(net("127.0.0.1:9", &[], &trusted), ip("127.0.0.1"));
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("proxy.internal").is_err());
+        assert_eq!(TrustedProxies::parse(" , ")?, TrustedProxies::default());
+        Ok(())
     }
 
     #[test]

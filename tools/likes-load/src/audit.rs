@@ -14,6 +14,7 @@ use likes_core::keys::{PostKeys, post_field};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Entry, Op};
+use crate::reads::Reads;
 
 /// What a likers container of `lua/roaring.lua` is once it is this long: a bitmap.
 const ROARING_BITMAP_LEN: usize = 8_192;
@@ -444,27 +445,33 @@ pub fn decode_likers(fields: &[(String, Vec<u8>)]) -> anyhow::Result<BTreeSet<u6
 /// Reads what [`audit`] compares with: every post's count and likers in Redis and PostgreSQL,
 /// and whether the uploaded posts exist.
 pub async fn observe(
-    redis: &redis::Client,
+    redis: &service_kit::redis::Redis,
     database_url: &str,
     posts: &[u64],
     uploads: &[u64],
 ) -> anyhow::Result<Observed> {
     let mut o = Observed::default();
-    let mut conn = redis
-        .get_multiplexed_async_connection()
-        .await
-        .context("connecting to Redis")?;
+    let conn = crate::reads::connect(redis).await?;
     let ids = |raw: &[u64]| -> Vec<PostId> { raw.iter().filter_map(|p| PostId::new(*p)).collect() };
+    let cmd = |name: &str, key: &str| {
+        let mut c = redis::cmd(name);
+        c.arg(key);
+        c
+    };
     // HKEYS then HMGET rather than HGETALL: the generator's Redis user may run only what the
     // edge's scripts run (likes-core's ACL roles).
     for chunk in ids(posts).chunks(200) {
-        let mut pipe = redis::pipe();
+        let mut reads = Reads::for_conn(&conn);
         for p in chunk {
             let k = PostKeys::new(*p);
-            pipe.hget(&k.post, post_field::LIKES).hkeys(&k.likers);
+            let mut hget = cmd("HGET", &k.post);
+            hget.arg(post_field::LIKES);
+            reads
+                .add(&k.post, hget)
+                .add(&k.likers, cmd("HKEYS", &k.likers));
         }
-        let got: Vec<redis::Value> = pipe
-            .query_async(&mut conn)
+        let got = reads
+            .query(&conn)
             .await
             .context("reading counts and likers fields")?;
         let mut fields_of = Vec::with_capacity(chunk.len());
@@ -474,22 +481,27 @@ pub async fn observe(
             o.redis_count.insert(p.get(), count.unwrap_or(0));
             fields_of.push(fields);
         }
-        let mut pipe = redis::pipe();
+        let mut reads = Reads::for_conn(&conn);
         for (p, fields) in chunk.iter().zip(&fields_of) {
             if !fields.is_empty() {
-                pipe.hmget(PostKeys::new(*p).likers, fields);
+                let key = PostKeys::new(*p).likers;
+                let mut hmget = cmd("HMGET", &key);
+                hmget.arg(fields);
+                reads.add(&key, hmget);
             }
         }
-        let mut values: std::vec::IntoIter<Vec<Option<Vec<u8>>>> =
-            if fields_of.iter().any(|f| !f.is_empty()) {
-                let v: Vec<Vec<Option<Vec<u8>>>> = pipe
-                    .query_async(&mut conn)
-                    .await
-                    .context("reading likers containers")?;
-                v.into_iter()
-            } else {
-                Vec::new().into_iter()
-            };
+        let mut values = if reads.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            let got = reads
+                .query(&conn)
+                .await
+                .context("reading likers containers")?;
+            got.into_iter()
+                .map(redis::from_redis_value::<Vec<Option<Vec<u8>>>>)
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+        };
         for (p, fields) in chunk.iter().zip(fields_of) {
             let containers = if fields.is_empty() {
                 Vec::new()
@@ -508,18 +520,17 @@ pub async fn observe(
         }
     }
     for chunk in ids(uploads).chunks(500) {
-        let mut pipe = redis::pipe();
+        let mut reads = Reads::for_conn(&conn);
         for p in chunk {
-            pipe.exists(PostKeys::new(*p).post);
+            let key = PostKeys::new(*p).post;
+            reads.add(&key, cmd("EXISTS", &key));
         }
-        let got: Vec<bool> = pipe.query_async(&mut conn).await.context("EXISTS posts")?;
-        o.redis_posts.extend(
-            chunk
-                .iter()
-                .zip(got)
-                .filter(|(_, e)| *e)
-                .map(|(p, _)| p.get()),
-        );
+        let got = reads.query(&conn).await.context("EXISTS posts")?;
+        for (p, v) in chunk.iter().zip(got) {
+            if redis::from_redis_value::<bool>(v)? {
+                o.redis_posts.insert(p.get());
+            }
+        }
     }
     let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
         .await

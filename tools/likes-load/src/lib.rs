@@ -17,6 +17,7 @@ pub mod observe;
 mod output;
 pub mod pick;
 pub mod progress;
+pub mod reads;
 pub mod report;
 pub mod setup;
 pub mod sockets;
@@ -69,7 +70,7 @@ pub async fn run(
     let phase = |phase| progress.event(ProgressEvent::Phase { phase });
     let edge = edge::Edge::new(&config.edge, config.max_in_flight)
         .map_err(|e| LoadError::Config(format!("{e:#}")))?;
-    let redis = redis::Client::open(config.redis.as_str())
+    let redis = service_kit::redis::Redis::open(config.redis.as_str())
         .map_err(|e| LoadError::Config(format!("--redis: {e}")))?;
 
     phase(Phase::Users);

@@ -82,7 +82,7 @@ pub struct SetupInfo {
 /// Creates `count` users.
 pub async fn users(
     edge: &Edge,
-    redis: &redis::Client,
+    redis: &service_kit::redis::Redis,
     count: u64,
     secret: Option<&str>,
     progress: &dyn ProgressSink,
@@ -97,10 +97,7 @@ pub async fn users(
     };
     let users = match secret {
         Some(secret) => {
-            let mut conn = redis
-                .get_multiplexed_async_connection()
-                .await
-                .context("connecting to Redis")?;
+            let mut conn = crate::reads::connect(redis).await?;
             let _: String = redis::cmd("SCRIPT")
                 .arg("LOAD")
                 .arg(scripts::SESSION.source)
@@ -181,7 +178,7 @@ pub async fn users(
 /// `{posts}:seq` instead, so no run ever likes a post it did not start from zero.
 pub async fn posts(
     edge: &Edge,
-    redis: &redis::Client,
+    redis: &service_kit::redis::Redis,
     users: &Users,
     count: u32,
     progress: &dyn ProgressSink,
@@ -195,10 +192,7 @@ pub async fn posts(
         first,
         Outcome::Status(StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED)
     ) {
-        let mut conn = redis
-            .get_multiplexed_async_connection()
-            .await
-            .context("connecting to Redis")?;
+        let mut conn = crate::reads::connect(redis).await?;
         let last: u64 = redis::cmd("INCRBY")
             .arg(keys::POST_SEQ)
             .arg(count)

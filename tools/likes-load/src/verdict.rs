@@ -87,26 +87,25 @@ impl Verdict {
     }
 }
 
-/// Reads every post's `likes` from Redis.
+/// Reads every post's `likes` from Redis (per slot on a cluster).
 pub async fn redis_counts(
-    redis: &redis::Client,
+    redis: &service_kit::redis::Redis,
     posts: &[PostId],
 ) -> anyhow::Result<Vec<Option<u64>>> {
-    let mut conn = redis
-        .get_multiplexed_async_connection()
-        .await
-        .context("connecting to Redis")?;
+    let conn = crate::reads::connect(redis).await?;
     let mut out = Vec::with_capacity(posts.len());
     for chunk in posts.chunks(1_000) {
-        let mut pipe = redis::pipe();
+        let mut reads = crate::reads::Reads::for_conn(&conn);
         for p in chunk {
-            pipe.hget(PostKeys::new(*p).post, post_field::LIKES);
+            let key = PostKeys::new(*p).post;
+            let mut cmd = redis::cmd("HGET");
+            cmd.arg(&key).arg(post_field::LIKES);
+            reads.add(&key, cmd);
         }
-        let got: Vec<Option<u64>> = pipe
-            .query_async(&mut conn)
-            .await
-            .context("reading counts")?;
-        out.extend(got);
+        let got = reads.query(&conn).await.context("reading counts")?;
+        for v in got {
+            out.push(redis::from_redis_value(v).context("a post's likes field")?);
+        }
     }
     Ok(out)
 }
@@ -142,7 +141,7 @@ async fn pg_counts(
 /// Compares `expected` (post → unique likers) with Redis and, after waiting up to `timeout`
 /// for the sync daemon to drain, with PostgreSQL.
 pub async fn check(
-    redis: &redis::Client,
+    redis: &service_kit::redis::Redis,
     database_url: Option<&str>,
     expected: &[(PostId, u64)],
     timeout: Duration,

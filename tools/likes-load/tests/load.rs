@@ -207,7 +207,7 @@ async fn a_short_run_passes_and_a_corrupted_count_fails_the_verdict() {
         .query_async(&mut conn)
         .await
         .expect("HINCRBY");
-    let client = redis::Client::open(s.redis.url()).expect("redis client");
+    let client = service_kit::redis::Redis::open(&s.redis.url()).expect("redis client");
     let v = verdict::check(
         &client,
         Some(&s.pg.url()),

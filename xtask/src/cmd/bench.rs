@@ -30,7 +30,8 @@ pub(super) const LIMITS_OFF: [(&str, &str); 4] = [
 #[derive(clap::Args)]
 pub struct Args {
     /// What to measure: `likes` (throughput and latency), `memory` (bytes per like), `upload`,
-    /// `sync`, `realtime`, `edge-ab` (this edge host against `--base`, side by side), `spin`
+    /// `sync`, `realtime`, `sockets` (100,000 live hub sockets under a like load), `edge-ab`
+    /// (this edge host against `--base`, side by side), `spin`
     /// (this edge host against the real Spin, same components and load), `heavy` (a light
     /// request's latency while heavy uploads decode), or `durability` (each
     /// `like_durability` mode on a single Redis and on a cluster, with each part's CPU per like).
@@ -60,13 +61,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "memory" => memory(&args),
         "upload" => upload(),
         "realtime" => super::bench_realtime::run(args.seconds),
+        "sockets" => super::bench_sockets::run(args.seconds),
         "sync" => super::bench_sync::run(args.likes),
         "edge-ab" => edge_ab(&args),
         "spin" => super::bench_spin::run(args.seconds, args.rounds, &spin_connections(&args)),
         "heavy" => super::bench_heavy::run(args.seconds, args.rounds),
         "durability" => super::bench_durability::run(args.seconds, args.rounds),
         other => bail!(
-            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync`, `realtime`, `edge-ab`, `spin`, `heavy` or `durability`)"
+            "unknown benchmark `{other}` (try `likes`, `memory`, `upload`, `sync`, `realtime`, `sockets`, `edge-ab`, `spin`, `heavy` or `durability`)"
         ),
     }
 }

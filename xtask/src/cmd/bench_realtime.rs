@@ -84,17 +84,8 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
         let mut hubs = fleet_memory(
             processes,
             || {
-                let redis_url = redis_url.clone();
-                let admin = format!("127.0.0.1:{}", free_port()?);
-                admins.borrow_mut().push(admin.clone());
-                let (hub, addr) = start_server("realtime-hub", move |addr| {
-                    let mut c = Command::new(tools::release_bin("realtime-hub"));
-                    c.args(["--listen", addr, "--admin-listen", &admin])
-                        .args(["--redis-url", &redis_url])
-                        .env("RUST_LOG", "warn");
-                    c
-                })?;
-                wait_healthy(&addr)?;
+                let (hub, addr, admin) = start_hub(&redis_url)?;
+                admins.borrow_mut().push(admin);
                 Ok((hub, addr))
             },
             "socketio",
@@ -198,6 +189,24 @@ fn print_table(report: &Value) {
     }
 }
 
+/// Starts one hub against `redis_url` and waits until it is healthy. Returns it, its Socket.IO
+/// address and its admin (`/metrics`) address.
+pub(super) fn start_hub(redis_url: &str) -> anyhow::Result<(Service, String, String)> {
+    let admin = format!("127.0.0.1:{}", free_port()?);
+    let (hub, addr) = start_server("realtime-hub", {
+        let (admin, redis_url) = (admin.clone(), redis_url.to_owned());
+        move |addr| {
+            let mut c = Command::new(tools::release_bin("realtime-hub"));
+            c.args(["--listen", addr, "--admin-listen", &admin])
+                .args(["--redis-url", &redis_url])
+                .env("RUST_LOG", "warn");
+            c
+        }
+    })?;
+    wait_healthy(&addr)?;
+    Ok((hub, addr, admin))
+}
+
 /// Starts one server on a free loopback port; `command` builds its command line for that
 /// address.
 fn start_server(
@@ -212,13 +221,13 @@ fn start_server(
     Ok((server, addr))
 }
 
-fn example(name: &str) -> std::path::PathBuf {
+pub(super) fn example(name: &str) -> std::path::PathBuf {
     root().join("target/release/examples").join(name)
 }
 
 /// Raises this process's fd limit towards `want` (the hard limit too, where the process may:
 /// root with CAP_SYS_RESOURCE); children inherit it. Returns the limit in force.
-fn raise_fd_limit(want: u64) -> anyhow::Result<u64> {
+pub(super) fn raise_fd_limit(want: u64) -> anyhow::Result<u64> {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     if soft >= want {
         return Ok(soft);
@@ -256,7 +265,7 @@ fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
 }
 
 /// One metric of the hub's `/metrics`.
-fn metric(addr: &str, name: &str) -> anyhow::Result<f64> {
+pub(super) fn metric(addr: &str, name: &str) -> anyhow::Result<f64> {
     let text = http_get(addr, "/metrics")?;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
@@ -264,7 +273,7 @@ fn metric(addr: &str, name: &str) -> anyhow::Result<f64> {
 }
 
 /// The next JSON line a client prints.
-fn next_json(out: &mut BufReader<ChildStdout>) -> anyhow::Result<Value> {
+pub(super) fn next_json(out: &mut BufReader<ChildStdout>) -> anyhow::Result<Value> {
     let mut line = String::new();
     loop {
         line.clear();
@@ -277,11 +286,65 @@ fn next_json(out: &mut BufReader<ChildStdout>) -> anyhow::Result<Value> {
     }
 }
 
-/// One client process.
-struct Client {
+/// One `hub-bench` client process.
+pub(super) struct Client {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
+}
+
+impl Client {
+    /// Starts `hub-bench` with `args` (its flags); its sockets connect while the caller goes on
+    /// (see [`Client::next`]).
+    pub(super) fn spawn(args: &[String]) -> anyhow::Result<Self> {
+        let mut child = Command::new(example("hub-bench"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the hub-bench client")?;
+        let stdin = child.stdin.take().context("client stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("client stdout")?);
+        Ok(Self {
+            child,
+            stdin: Some(stdin),
+            stdout,
+        })
+    }
+
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends one command line without waiting for its answer.
+    pub(super) fn send(&mut self, line: &str) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("client stdin")?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    /// The next JSON line the client prints (its sockets being up, a command's answer).
+    pub(super) fn next(&mut self) -> anyhow::Result<Value> {
+        next_json(&mut self.stdout)
+    }
+
+    /// Closes the client's input and waits for it to exit cleanly (its sockets close).
+    pub(super) fn finish(mut self) -> anyhow::Result<()> {
+        drop(self.stdin.take());
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("a bench client failed ({status})");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The running bench client processes, with their sockets up, and what the server's memory did.
@@ -296,34 +359,25 @@ impl Clients {
     /// Sends one command to the first client process and returns its JSON answer.
     fn command(&mut self, line: &str) -> anyhow::Result<Value> {
         let c = self.procs.first_mut().context("no client process")?;
-        let stdin = c.stdin.as_mut().context("client stdin")?;
-        writeln!(stdin, "{line}")?;
-        stdin.flush()?;
-        next_json(&mut c.stdout)
+        c.send(line)?;
+        c.next()
     }
 
     /// Closes the clients' input, so they exit and their sockets close.
-    fn finish(mut self) -> anyhow::Result<()> {
-        for c in &mut self.procs {
-            drop(c.stdin.take());
-        }
-        for c in &mut self.procs {
-            let status = c.child.wait()?;
-            if !status.success() {
-                bail!("a bench client failed ({status})");
-            }
-        }
-        Ok(())
+    fn finish(self) -> anyhow::Result<()> {
+        finish_all(self.procs)
     }
 }
 
-impl Drop for Clients {
-    fn drop(&mut self) {
-        for c in &mut self.procs {
-            let _ = c.child.kill();
-            let _ = c.child.wait();
-        }
+/// Closes every client's input first (so they all disconnect at once), then waits for each.
+pub(super) fn finish_all(mut procs: Vec<Client>) -> anyhow::Result<()> {
+    for c in &mut procs {
+        drop(c.stdin.take());
     }
+    for c in procs {
+        c.finish()?;
+    }
+    Ok(())
 }
 
 /// Connects clients `first..first + sockets` (the index picks each one's source address and
@@ -344,25 +398,23 @@ fn idle_memory_keep(
     let (mut first, end) = (first, first + sockets);
     while first < end {
         let n = per_process.min(end - first);
-        let mut child = Command::new(example("hub-bench"))
-            .args(["--addr", addr, "--mode", mode])
-            .args(["--sockets", &n.to_string(), "--first", &first.to_string()])
-            .args(["--posts", &POSTS.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the hub-bench client")?;
-        let stdin = child.stdin.take().context("client stdin")?;
-        let stdout = BufReader::new(child.stdout.take().context("client stdout")?);
-        procs.push(Client {
-            child,
-            stdin: Some(stdin),
-            stdout,
-        });
+        let args = [
+            "--addr",
+            addr,
+            "--mode",
+            mode,
+            "--sockets",
+            &n.to_string(),
+            "--first",
+            &first.to_string(),
+            "--posts",
+            &POSTS.to_string(),
+        ];
+        procs.push(Client::spawn(&args.map(str::to_owned))?);
         first += n;
     }
     for c in &mut procs {
-        next_json(&mut c.stdout)?;
+        c.next()?;
     }
     let secs = started.elapsed().as_secs_f64();
     std::thread::sleep(SETTLE);

@@ -3,6 +3,7 @@ pub mod bench;
 pub mod bench_durability;
 pub mod bench_heavy;
 pub mod bench_realtime;
+pub mod bench_sockets;
 pub mod bench_spin;
 pub mod bench_sync;
 pub mod chaos;

@@ -100,7 +100,10 @@ pub fn run(
     }
     // The load lab is left out: its runs register users and read counts with a plain Redis
     // client, which a cluster answers with MOVED for every slot the seed does not serve.
-    let variables = up::edge_variables(up::dev_session_secret()?, SEED, None, users);
+    let mut variables = up::edge_variables(up::dev_session_secret()?, SEED, None, users);
+    // The edges see HAProxy's address; it names the client in X-Forwarded-For (`option
+    // forwardfor`), which the per-address limits believe from this proxy only.
+    variables.push(("SPIN_VARIABLE_TRUSTED_PROXIES".into(), "127.0.0.1".into()));
     for (i, (listen, admin)) in EDGES.into_iter().enumerate() {
         let name = format!("edge-host-{}", i + 1);
         let svc = up::edge_host(&name, listen, admin, variables.clone())?;
@@ -118,34 +121,27 @@ pub fn run(
     }
 
     let config = root().join(CLUSTER_DIR).join("haproxy.cfg");
-    std::fs::write(&config, haproxy_config())
-        .with_context(|| format!("writing {}", config.display()))?;
-    let check = Command::new(haproxy)
-        .args(["-c", "-q", "-f"])
-        .arg(&config)
-        .output()
-        .context("running haproxy -c")?;
-    if !check.status.success() {
-        bail!(
-            "haproxy rejects {}: {}{}",
-            config.display(),
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
+    let front = Haproxy {
+        writer: "cargo xtask up --cluster",
+        edge: EDGE_ADDR,
+        hub: HUB_ADDR,
+        stats: HAPROXY_STATS,
+        edges: EDGES
+            .iter()
+            .map(|(listen, _)| (*listen).to_owned())
+            .collect(),
+        hubs: HUBS
+            .iter()
+            .map(|(listen, _)| (*listen).to_owned())
+            .collect(),
+    };
+    for svc in start_haproxy(haproxy, &config, &front, 1)? {
+        system.add(
+            svc,
+            "haproxy",
+            format!("{EDGE_ADDR} → edges, {HUB_ADDR} → hubs (stats {HAPROXY_STATS})"),
         );
     }
-    let svc = Service::start("haproxy", {
-        let (haproxy, config) = (haproxy.to_path_buf(), config.clone());
-        move || {
-            let mut c = Command::new(&haproxy);
-            c.arg("-f").arg(&config).arg("-db");
-            c
-        }
-    })?;
-    system.add(
-        svc,
-        "haproxy",
-        format!("{EDGE_ADDR} → edges, {HUB_ADDR} → hubs (stats {HAPROXY_STATS})"),
-    );
     proc::wait_for_http(EDGE_ADDR, "/api/health", Duration::from_secs(30))
         .and_then(|()| proc::wait_for_http(HUB_ADDR, "/healthz", Duration::from_secs(30)))
         .context("through HAProxy (its messages, if any, are above)")?;
@@ -233,18 +229,72 @@ fn ensure_ports_free() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// HAProxy's configuration: the edges behind :3000, the hubs behind :3001.
-fn haproxy_config() -> String {
-    let servers = |prefix: &str, listens: &mut dyn Iterator<Item = &str>| -> String {
+/// HAProxy in front of the edges and the hubs: where it listens and what it balances.
+pub struct Haproxy<'a> {
+    /// Who writes the file, for its first line.
+    pub writer: &'a str,
+    pub edge: &'a str,
+    pub hub: &'a str,
+    pub stats: &'a str,
+    pub edges: Vec<String>,
+    pub hubs: Vec<String>,
+}
+
+/// Writes `front`'s configuration to `config`, has HAProxy check it, and starts `processes`
+/// HAProxy processes on it (named `haproxy`, or `haproxy-<n>` when several): they share each port
+/// through `SO_REUSEPORT`, so the connections of one are spread over several open-file limits.
+pub fn start_haproxy(
+    haproxy: &Path,
+    config: &Path,
+    front: &Haproxy<'_>,
+    processes: usize,
+) -> anyhow::Result<Vec<Service>> {
+    std::fs::write(config, haproxy_config(front))
+        .with_context(|| format!("writing {}", config.display()))?;
+    let check = Command::new(haproxy)
+        .args(["-c", "-q", "-f"])
+        .arg(config)
+        .output()
+        .context("running haproxy -c")?;
+    if !check.status.success() {
+        bail!(
+            "haproxy rejects {}: {}{}",
+            config.display(),
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+    (1..=processes)
+        .map(|n| {
+            let name = if processes == 1 {
+                "haproxy".to_owned()
+            } else {
+                format!("haproxy-{n}")
+            };
+            let (haproxy, config) = (haproxy.to_path_buf(), config.to_path_buf());
+            Service::start(&name, move || {
+                let mut c = Command::new(&haproxy);
+                c.arg("-f").arg(&config).arg("-db");
+                c
+            })
+        })
+        .collect()
+}
+
+/// HAProxy's configuration: the edges behind `front.edge`, the hubs behind `front.hub`.
+fn haproxy_config(front: &Haproxy<'_>) -> String {
+    let servers = |prefix: &str, listens: &[String]| -> String {
         listens
+            .iter()
             .enumerate()
             .map(|(i, addr)| format!("    server {prefix}-{} {addr} check\n", i + 1))
             .collect()
     };
-    let edges = servers("edge", &mut EDGES.iter().map(|(listen, _)| *listen));
-    let hubs = servers("hub", &mut HUBS.iter().map(|(listen, _)| *listen));
+    let edges = servers("edge", &front.edges);
+    let hubs = servers("hub", &front.hubs);
+    let (writer, edge_addr, hub_addr, stats) = (front.writer, front.edge, front.hub, front.stats);
     format!(
-        "# Written by `cargo xtask up --cluster` at each start: edits are overwritten.
+        "# Written by `{writer}` at each start: edits are overwritten.
 global
     # No maxconn: HAProxy sizes it by the open-file limit it inherits.
 
@@ -264,17 +314,19 @@ defaults
     option redispatch
 
 frontend edge
-    bind {EDGE_ADDR}
+    bind {edge_addr}
+    # The client's address for the edge, which will trust it from this proxy only.
+    option forwardfor
     default_backend edges
 
 backend edges
     balance roundrobin
     option httpchk
-    http-check send meth GET uri /api/health ver HTTP/1.1 hdr Host {EDGE_ADDR}
+    http-check send meth GET uri /api/health ver HTTP/1.1 hdr Host {edge_addr}
     http-check expect status 200
 {edges}
 frontend hub
-    bind {HUB_ADDR}
+    bind {hub_addr}
     # A WebSocket opened straight away (no Engine.IO session yet) is one connection: any hub
     # will do, the least busy.
     use_backend hubs-websocket if {{ url_param(transport) -m str websocket }} !{{ url_param(sid) -m found }}
@@ -286,17 +338,17 @@ backend hubs
     balance source
     hash-type consistent
     option httpchk
-    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host {HUB_ADDR}
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host {hub_addr}
     http-check expect status 200
 {hubs}
 backend hubs-websocket
     balance leastconn
     option httpchk
-    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host {HUB_ADDR}
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host {hub_addr}
     http-check expect status 200
 {hubs}
 listen stats
-    bind {HAPROXY_STATS}
+    bind {stats}
     stats enable
     stats uri /
     stats refresh 5s

@@ -89,6 +89,67 @@ async fn sessions_over_the_per_address_limit_get_429_and_create_no_user(#[case] 
     assert_eq!(users, 2, "the refused sign-in made no user");
 }
 
+/// A sign-in that arrives with `X-Forwarded-For: forwarded_for`, as through a proxy.
+async fn sign_in_forwarded(edge: &TestEdge, name: &str, forwarded_for: &str) -> StatusCode {
+    edge.client()
+        .post(edge.url("/api/session"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .expect("send")
+        .status()
+}
+
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(#[case] rt: Runtime) {
+    let redis = TestRedis::start();
+    let vars = [
+        ("sessions_per_minute", "1"),
+        ("trusted_proxies", "127.0.0.0/8, ::1"),
+    ];
+    let Some(edge) = TestEdge::app_with(rt, &redis, &vars).await else {
+        return;
+    };
+    assert_eq!(
+        sign_in_forwarded(&edge, "ann", "203.0.113.1").await,
+        StatusCode::CREATED
+    );
+    // What a client writes left of the proxy's entry does not make it somebody else.
+    assert_eq!(
+        sign_in_forwarded(&edge, "bob", "203.0.113.1, 203.0.113.2").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        sign_in_forwarded(&edge, "cy", "203.0.113.2, 203.0.113.1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "203.0.113.1's budget is spent"
+    );
+}
+
+#[rstest]
+#[case::host(Runtime::Host)]
+#[case::spin(Runtime::Spin)]
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_buys_no_budget(#[case] rt: Runtime) {
+    let redis = TestRedis::start();
+    let Some(edge) = TestEdge::app_with(rt, &redis, &[("sessions_per_minute", "1")]).await else {
+        return;
+    };
+    assert_eq!(
+        sign_in_forwarded(&edge, "ann", "203.0.113.1").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        sign_in_forwarded(&edge, "bob", "203.0.113.2").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "with no trusted proxy, every sign-in counts against the peer's address"
+    );
+}
+
 #[rstest]
 #[case::host(Runtime::Host)]
 #[case::spin(Runtime::Spin)]
